@@ -1,0 +1,1 @@
+//! Typed, validated configuration for the broker, read from `harperdb-config.yaml`.

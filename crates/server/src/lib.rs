@@ -1,0 +1,1 @@
+//! The MQTT broker: sessions, routing and the retained store.

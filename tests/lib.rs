@@ -1,0 +1,1 @@
+//! Black-box tests of the broker live in this package; see the `[[test]]` targets.
