@@ -1,0 +1,6 @@
+//! Library half of `cargo xtask`: what the tasks share with test suites and the broker.
+//!
+//! [`pki`] generates the test PKI that `cargo xtask gen-certs` writes, and the server identity the
+//! broker creates under `<root>/keys/` at first start.
+
+pub mod pki;
