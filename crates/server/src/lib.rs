@@ -1,1 +1,143 @@
 //! The MQTT broker: sessions, routing and the retained store.
+//!
+//! [`Broker`] holds the shared state; [`Broker::run`] serves TCP listeners until a shutdown
+//! future completes, and [`Broker::serve_connection`] serves one already-accepted byte stream
+//! (TLS or WebSocket transports hand theirs over this way).
+//!
+//! ```no_run
+//! # async fn example() -> std::io::Result<()> {
+//! let broker = server::Broker::new(server::BrokerOptions::default());
+//! let listener = tokio::net::TcpListener::bind("127.0.0.1:1883").await?;
+//! broker.run(vec![listener], async { let _ = tokio::signal::ctrl_c().await; }).await;
+//! # Ok(()) }
+//! ```
+
+mod broker;
+mod connection;
+mod index;
+mod message;
+mod options;
+mod retained;
+mod session;
+mod sys;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use auth::{AccessControl, AllowAll};
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+use tracing::{debug, info, warn};
+
+pub use options::BrokerOptions;
+
+/// A broker: its shared state and the way to serve connections.
+#[derive(Debug, Clone)]
+pub struct Broker {
+    shared: Arc<broker::Shared>,
+    shutdown_tx: Arc<watch::Sender<bool>>,
+}
+
+impl Broker {
+    /// A broker that lets everyone in and allows everything (see [`auth::AllowAll`]).
+    pub fn new(options: BrokerOptions) -> Self {
+        Self::with_access(options, Arc::new(AllowAll))
+    }
+
+    /// A broker that asks `access` about every connection, publish and subscribe.
+    pub fn with_access(options: BrokerOptions, access: Arc<dyn AccessControl>) -> Self {
+        let (shutdown_tx, _) = watch::channel(false);
+        Self {
+            shared: Arc::new(broker::Shared::new(options, access)),
+            shutdown_tx: Arc::new(shutdown_tx),
+        }
+    }
+
+    /// Serves one accepted connection until it ends or the broker shuts down.
+    pub async fn serve_connection<S>(&self, stream: S, peer: SocketAddr)
+    where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        connection::serve(
+            stream,
+            peer,
+            self.shared.clone(),
+            self.shutdown_tx.subscribe(),
+        )
+        .await;
+    }
+
+    /// Accepts connections on every listener until `shutdown` completes, then tells every
+    /// client the server is going away (v5 DISCONNECT 0x8B) and waits for their connections
+    /// to close, at most `BrokerOptions::shutdown_grace`.
+    pub async fn run(&self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+        let mut connections = JoinSet::new();
+        let mut accepts = JoinSet::new();
+        let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
+        for listener in listeners {
+            let conn_tx = conn_tx.clone();
+            accepts.spawn(async move {
+                loop {
+                    match listener.accept().await {
+                        Ok(accepted) => {
+                            if conn_tx.send(accepted).await.is_err() {
+                                return;
+                            }
+                        }
+                        Err(e) => {
+                            // Out of file descriptors and the like: back off instead of spinning.
+                            warn!(error = %e, "accept failed");
+                            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                        }
+                    }
+                }
+            });
+        }
+        drop(conn_tx);
+        let sys = self.shared.options.sys_interval.map(|every| {
+            let shared = self.shared.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(every);
+                loop {
+                    tick.tick().await;
+                    sys::publish(&shared);
+                }
+            })
+        });
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = conn_rx.recv() => {
+                    let Some((stream, peer)) = accepted else { break };
+                    let _ = stream.set_nodelay(true);
+                    let broker = self.clone();
+                    connections.spawn(async move { broker.serve_connection(stream, peer).await });
+                }
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+        accepts.abort_all();
+        if let Some(sys) = sys {
+            sys.abort();
+        }
+        info!(connections = connections.len(), "shutting down");
+        let _ = self.shutdown_tx.send(true);
+        let grace = self.shared.options.shutdown_grace;
+        let drained = tokio::time::timeout(grace, async {
+            while connections.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            warn!(
+                left = connections.len(),
+                "connections still open after the grace period; closing them"
+            );
+            connections.abort_all();
+        }
+        debug!("shutdown complete");
+    }
+}

@@ -1,0 +1,151 @@
+//! State shared by every connection: the session registry, the subscription index, retained
+//! messages and counters; and routing of a published message to the sessions that want it.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use auth::{AccessControl, Identity};
+use codec::QoS;
+
+use crate::index::{Subscriber, SubscriptionIndex};
+use crate::message::{Delivery, Message};
+use crate::options::BrokerOptions;
+use crate::retained::{MemoryRetained, RetainedStore};
+use crate::session::{Enqueued, Session};
+
+/// Counters behind `$SYS` and metrics.
+#[derive(Debug, Default)]
+pub(crate) struct Stats {
+    pub clients_connected: AtomicU64,
+    pub clients_total: AtomicU64,
+    pub messages_received: AtomicU64,
+    pub messages_sent: AtomicU64,
+    pub bytes_received: AtomicU64,
+    pub bytes_sent: AtomicU64,
+    pub messages_dropped: AtomicU64,
+}
+
+/// The broker's shared state.
+pub(crate) struct Shared {
+    pub options: BrokerOptions,
+    pub access: Arc<dyn AccessControl>,
+    pub sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    pub index: RwLock<SubscriptionIndex>,
+    pub retained: Box<dyn RetainedStore>,
+    pub stats: Stats,
+    pub started: Instant,
+}
+
+impl std::fmt::Debug for Shared {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Shared")
+            .field("options", &self.options)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Shared {
+    pub fn new(options: BrokerOptions, access: Arc<dyn AccessControl>) -> Self {
+        Self {
+            options,
+            access,
+            sessions: Mutex::new(HashMap::new()),
+            index: RwLock::new(SubscriptionIndex::default()),
+            retained: Box::new(MemoryRetained::default()),
+            stats: Stats::default(),
+            started: Instant::now(),
+        }
+    }
+
+    pub fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn index_read(&self) -> std::sync::RwLockReadGuard<'_, SubscriptionIndex> {
+        self.index.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn index_write(&self) -> std::sync::RwLockWriteGuard<'_, SubscriptionIndex> {
+        self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Stores or clears the retained message of the message's topic, when it is retained.
+    pub fn retain(&self, message: &Arc<Message>) {
+        if message.retain {
+            let stored = if message.payload.is_empty() {
+                None
+            } else {
+                Some(message.clone())
+            };
+            self.retained.set(&message.topic, stored);
+        }
+    }
+
+    /// Delivers a message to every matching session: one copy per session at the highest
+    /// matching QoS, carrying the identifiers of all matching subscriptions [MQTT-3.3.4-5];
+    /// subscriptions that differ in Retain As Published get separate copies. Returns the number
+    /// of sessions that got it.
+    pub fn route(&self, message: &Arc<Message>) -> usize {
+        let index = self.index_read();
+        let mut matches: Vec<&Subscriber> = Vec::new();
+        index.matches(message.topic.as_str(), &mut matches);
+        matches.retain(|s| {
+            !(s.options.no_local && s.session.id == message.origin)
+                && self.may_read(&s.identity, &s.session.client_id, message.topic.as_str())
+        });
+        if matches.len() > 1 {
+            matches.sort_by_key(|s| (s.session.id, s.options.retain_as_published));
+        }
+        let mut delivered = 0;
+        let mut i = 0;
+        while i < matches.len() {
+            let first = matches[i];
+            let key = (first.session.id, first.options.retain_as_published);
+            let mut qos = QoS::AtMostOnce;
+            let mut ids = Vec::new();
+            let mut j = i;
+            while j < matches.len()
+                && (
+                    matches[j].session.id,
+                    matches[j].options.retain_as_published,
+                ) == key
+            {
+                qos = qos.max(matches[j].options.qos);
+                ids.extend(matches[j].id);
+                j += 1;
+            }
+            i = j;
+            let delivery = Delivery {
+                message: message.clone(),
+                qos: qos.min(message.qos),
+                retain: first.options.retain_as_published && message.retain,
+                subscription_ids: ids,
+            };
+            if self.deliver(&first.session, delivery) {
+                delivered += 1;
+            }
+        }
+        delivered
+    }
+
+    /// Queues one delivery for a session. QoS 0 messages are not queued for sessions whose
+    /// client is offline.
+    pub fn deliver(&self, session: &Session, delivery: Delivery) -> bool {
+        if delivery.qos == QoS::AtMostOnce && !session.lock().is_connected() {
+            return false;
+        }
+        match session.enqueue(delivery, self.options.max_queued_messages) {
+            Enqueued::Queued => true,
+            Enqueued::Dropped => {
+                self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
+                false
+            }
+        }
+    }
+
+    fn may_read(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {
+        self.access.may_read(identity, client_id, topic)
+    }
+}

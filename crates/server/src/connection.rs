@@ -1,0 +1,1120 @@
+//! One client connection: the CONNECT handshake, then a loop that reads packets, acts on them,
+//! and writes what the session has queued, until the connection ends.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use auth::{ConnectRequest, Identity, PublishAction, Refusal};
+use bytes::BytesMut;
+use codec::{
+    ConnAck, Connect, DecodeError, Disconnect, LastWill, MqttString, Packet, PacketId,
+    ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, PublishProperties, QoS, QosPid,
+    ReasonCode, RetainHandling, SubAck, Subscribe, TopicName, UnsubAck, Unsubscribe,
+};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::sync::{oneshot, watch};
+use tracing::{Instrument, debug, info, info_span, warn};
+
+use crate::broker::Shared;
+use crate::index::Subscriber;
+use crate::message::{Delivery, Message};
+use crate::session::{Awaiting, Eviction, Expiry, Outbound, Session, Subscription};
+
+/// Bytes encoded into the write buffer before it is written out, so a long queue does not
+/// build one huge buffer.
+const WRITE_CHUNK: usize = 64 * 1024;
+/// Read buffers larger than this are released when they empty.
+const READ_KEEP: usize = 16 * 1024;
+
+/// How a connection ended; decides what happens to the will and the session.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Close {
+    /// The client sent DISCONNECT 0x00: discard the will.
+    Normal,
+    /// The client sent DISCONNECT 0x04, or the connection failed: publish the will.
+    WithWill,
+    /// Another connection took the session.
+    TakenOver,
+    /// The broker is shutting down.
+    Shutdown,
+}
+
+/// Serves one connection until it closes. Never returns an error: every failure ends this
+/// connection only, and is logged here.
+pub(crate) async fn serve<S>(
+    mut stream: S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let span = info_span!("conn", %peer, client_id = tracing::field::Empty);
+    async move {
+        let mut rbuf = BytesMut::with_capacity(1024);
+        let connect = tokio::time::timeout(
+            shared.options.connect_timeout,
+            read_connect(&mut stream, &mut rbuf, shared.options.max_packet_size.get()),
+        )
+        .await;
+        let connect = match connect {
+            Err(_) => {
+                debug!("no CONNECT within the connect timeout; closing");
+                return;
+            }
+            Ok(Err(Some(e))) if e.is_connect_refusal() => {
+                // [MQTT-3.1.2-2]: answer an unsupported level with a v3 CONNACK 0x01.
+                debug!(error = %e, "refusing CONNECT");
+                let mut out = BytesMut::new();
+                let ack = ConnAck::new(ReasonCode::UnsupportedProtocolVersion, false);
+                if ack.encode(&mut out, false).is_ok() {
+                    let _ = stream.write_all(&out).await;
+                }
+                return;
+            }
+            Ok(Err(Some(e))) => {
+                debug!(error = %e, "malformed first packet; closing");
+                return;
+            }
+            Ok(Err(None)) => return,
+            Ok(Ok(connect)) => connect,
+        };
+        let Some(mut conn) = Connection::establish(&mut stream, peer, shared, connect).await else {
+            return;
+        };
+        conn.rbuf = rbuf;
+        let close = conn.run(&mut stream, shutdown).await;
+        conn.finish(close);
+    }
+    .instrument(span)
+    .await
+}
+
+/// Reads until a whole first packet is buffered. `Err(None)` is a closed or failed socket.
+async fn read_connect<S>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    max: u32,
+) -> Result<Box<Connect>, Option<DecodeError>>
+where
+    S: AsyncRead + Unpin,
+{
+    loop {
+        match codec::decode(rbuf, ProtocolVersion::V5, max) {
+            Ok(Some(Packet::Connect(c))) => return Ok(c),
+            Ok(Some(other)) => {
+                // [MQTT-3.1.0-1]: the first packet must be CONNECT.
+                debug!(packet = ?other.packet_type(), "first packet is not CONNECT; closing");
+                return Err(None);
+            }
+            Ok(None) => match stream.read_buf(rbuf).await {
+                Ok(0) | Err(_) => return Err(None),
+                Ok(_) => {}
+            },
+            Err(e) => return Err(Some(e)),
+        }
+    }
+}
+
+/// A connection after a successful CONNECT.
+struct Connection {
+    shared: Arc<Shared>,
+    session: Arc<Session>,
+    /// The session generation this connection owns.
+    generation: u64,
+    version: ProtocolVersion,
+    client_id: Arc<str>,
+    identity: Arc<Identity>,
+    keep_alive: Duration,
+    will: Option<LastWill>,
+    evict: oneshot::Receiver<Eviction>,
+    /// The client's limits (v5 CONNECT properties).
+    client_receive_maximum: u16,
+    client_max_packet_size: u32,
+    client_topic_alias_max: u16,
+    /// Whether the session expiry started at 0, which DISCONNECT may not raise [MQTT-3.14.2-2].
+    expiry_was_zero: bool,
+    inbound_aliases: HashMap<u16, TopicName>,
+    outbound_aliases: HashMap<TopicName, u16>,
+    rbuf: BytesMut,
+    wbuf: BytesMut,
+}
+
+impl Connection {
+    /// Authenticates, attaches the session and sends CONNACK. `None` means the connection was
+    /// refused (and told so) or failed.
+    async fn establish<S>(
+        stream: &mut S,
+        peer: SocketAddr,
+        shared: Arc<Shared>,
+        connect: Box<Connect>,
+    ) -> Option<Self>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        let connect = *connect;
+        let version = connect.protocol;
+        let v5 = version.is_v5();
+        let mut wbuf = BytesMut::new();
+        let refuse = |code: ReasonCode, wbuf: &mut BytesMut| {
+            let _ = ConnAck::new(code, false).encode(wbuf, v5);
+        };
+
+        if connect.properties.authentication_method.is_some() {
+            // Enhanced authentication (§4.12) is not offered.
+            refuse(ReasonCode::BadAuthenticationMethod, &mut wbuf);
+            let _ = stream.write_all(&wbuf).await;
+            return None;
+        }
+
+        let mut assigned = None;
+        let client_id: Arc<str> = if connect.client_id.is_empty() {
+            // [MQTT-3.1.3-8]: v3.1.1 assigns an identifier only with clean session; 3.1 never.
+            if version == ProtocolVersion::V3_1
+                || (version == ProtocolVersion::V3_1_1 && !connect.clean_start)
+            {
+                refuse(ReasonCode::ClientIdentifierNotValid, &mut wbuf);
+                let _ = stream.write_all(&wbuf).await;
+                return None;
+            }
+            let id = generate_client_id();
+            assigned = Some(id.clone());
+            Arc::from(id.as_str())
+        } else {
+            Arc::from(connect.client_id.as_str())
+        };
+        tracing::Span::current().record("client_id", &*client_id);
+
+        let request = ConnectRequest {
+            client_id: &client_id,
+            username: connect.username.as_deref(),
+            password: connect.password.as_deref(),
+            peer,
+            certificate_user: None,
+        };
+        let identity = match shared.access.authenticate(&request) {
+            Ok(identity) => Arc::new(identity),
+            Err(refusal) => {
+                warn!(user = ?connect.username.as_deref(), reason = %refusal, "authentication failed");
+                let code = match refusal {
+                    Refusal::BadCredentials => ReasonCode::BadUserNameOrPassword,
+                    Refusal::NotAuthorized => ReasonCode::NotAuthorized,
+                };
+                refuse(code, &mut wbuf);
+                let _ = stream.write_all(&wbuf).await;
+                return None;
+            }
+        };
+
+        let options = &shared.options;
+        let max_keep_alive = options.max_keep_alive.get();
+        let keep_alive = if connect.keep_alive == 0 || connect.keep_alive > max_keep_alive {
+            max_keep_alive
+        } else {
+            connect.keep_alive
+        };
+
+        let requested_expiry = if v5 {
+            connect.properties.session_expiry_interval.unwrap_or(0)
+        } else if connect.clean_start {
+            0
+        } else {
+            u32::MAX
+        };
+        let mut expiry = match requested_expiry {
+            0 => Expiry::OnClose,
+            u32::MAX => Expiry::Never,
+            secs => Expiry::After(Duration::from_secs(u64::from(secs))),
+        };
+        let mut granted_expiry = None;
+        if let Some(cap) = options.max_session_expiry {
+            let over = match expiry {
+                Expiry::OnClose => false,
+                Expiry::Never => true,
+                Expiry::After(d) => d > cap,
+            };
+            if over {
+                expiry = Expiry::After(cap);
+                granted_expiry = Some(u32::try_from(cap.as_secs()).unwrap_or(u32::MAX - 1));
+            }
+        }
+
+        let (evict_tx, evict) = oneshot::channel();
+        let (session, generation, present, discarded) =
+            attach(&shared, &client_id, connect.clean_start, expiry, evict_tx);
+        if let Some(old) = discarded {
+            remove_from_index(&shared, &old);
+        }
+        if present {
+            // The resumed subscriptions now read with this connection's identity.
+            let subscriptions: Vec<Subscription> =
+                session.lock().subscriptions.values().cloned().collect();
+            let mut index = shared.index_write();
+            for s in subscriptions {
+                let subscriber = Subscriber {
+                    session: session.clone(),
+                    options: s.options,
+                    id: s.id,
+                    identity: identity.clone(),
+                };
+                index.insert(&s.filter, subscriber);
+            }
+        }
+
+        let mut ack = ConnAck::new(ReasonCode::Success, present);
+        if v5 {
+            let p = &mut ack.properties;
+            p.receive_maximum = Some(options.receive_maximum);
+            p.maximum_packet_size = Some(options.max_packet_size);
+            p.topic_alias_maximum = Some(options.max_topic_alias);
+            p.assigned_client_identifier = assigned.and_then(|id| MqttString::try_from(id).ok());
+            if keep_alive != connect.keep_alive {
+                p.server_keep_alive = Some(keep_alive);
+            }
+            p.session_expiry_interval = granted_expiry;
+        }
+        if ack.encode(&mut wbuf, v5).is_err() {
+            return None;
+        }
+        info!(version = ?version, clean_start = connect.clean_start, session_present = present, "client connected");
+        shared
+            .stats
+            .clients_connected
+            .fetch_add(1, Ordering::Relaxed);
+        shared.stats.clients_total.fetch_add(1, Ordering::Relaxed);
+
+        let mut conn = Connection {
+            shared: shared.clone(),
+            session,
+            generation,
+            version,
+            client_id,
+            identity,
+            keep_alive: Duration::from_millis(u64::from(keep_alive) * 1500),
+            will: connect.will,
+            evict,
+            client_receive_maximum: connect
+                .properties
+                .receive_maximum
+                .map_or(u16::MAX, |r| r.get()),
+            client_max_packet_size: connect
+                .properties
+                .maximum_packet_size
+                .map_or(u32::MAX, |m| m.get()),
+            client_topic_alias_max: connect.properties.topic_alias_maximum.unwrap_or(0),
+            expiry_was_zero: requested_expiry == 0,
+            inbound_aliases: HashMap::new(),
+            outbound_aliases: HashMap::new(),
+            rbuf: BytesMut::new(),
+            wbuf,
+        };
+        conn.resend_inflight();
+        Some(conn)
+    }
+
+    /// The main loop. Returns how the connection ended.
+    async fn run<S>(&mut self, stream: &mut S, mut shutdown: watch::Receiver<bool>) -> Close
+    where
+        S: AsyncRead + AsyncWrite + Unpin,
+    {
+        let session = self.session.clone();
+        let mut deadline = tokio::time::Instant::now() + self.keep_alive;
+        // Packets already buffered behind the CONNECT.
+        if let Err(close) = self.handle_buffered() {
+            let _ = self.flush(stream).await;
+            return close;
+        }
+        loop {
+            let more = self.drain_queue();
+            if self.flush(stream).await.is_err() {
+                return Close::WithWill;
+            }
+            if more {
+                tokio::task::yield_now().await;
+                continue;
+            }
+            tokio::select! {
+                _ = shutdown.changed() => {
+                    self.send_disconnect(ReasonCode::ServerShuttingDown);
+                    let _ = self.flush(stream).await;
+                    return Close::Shutdown;
+                }
+                _ = &mut self.evict => {
+                    self.send_disconnect(ReasonCode::SessionTakenOver);
+                    let _ = self.flush(stream).await;
+                    return Close::TakenOver;
+                }
+                read = tokio::time::timeout_at(deadline, stream.read_buf(&mut self.rbuf)) => {
+                    match read {
+                        Err(_) => {
+                            info!("keep alive expired; closing");
+                            self.send_disconnect(ReasonCode::KeepAliveTimeout);
+                            let _ = self.flush(stream).await;
+                            return Close::WithWill;
+                        }
+                        Ok(Ok(0)) => {
+                            debug!("connection closed by peer without DISCONNECT");
+                            return Close::WithWill;
+                        }
+                        Ok(Err(e)) => {
+                            debug!(error = %e, "read failed");
+                            return Close::WithWill;
+                        }
+                        Ok(Ok(n)) => {
+                            self.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
+                            deadline = tokio::time::Instant::now() + self.keep_alive;
+                            if let Err(close) = self.handle_buffered() {
+                                let _ = self.flush(stream).await;
+                                return close;
+                            }
+                        }
+                    }
+                }
+                _ = session.wake.notified() => {}
+            }
+        }
+    }
+
+    /// Decodes and handles every whole packet in the read buffer.
+    fn handle_buffered(&mut self) -> Result<(), Close> {
+        loop {
+            let max = self.shared.options.max_packet_size.get();
+            match codec::decode(&mut self.rbuf, self.version, max) {
+                Ok(Some(packet)) => self.handle(packet)?,
+                Ok(None) => break,
+                Err(e) => {
+                    info!(error = %e, "malformed packet; closing");
+                    self.send_disconnect(ReasonCode::from(e));
+                    return Err(Close::WithWill);
+                }
+            }
+        }
+        if self.rbuf.is_empty() && self.rbuf.capacity() > READ_KEEP {
+            self.rbuf = BytesMut::new();
+        }
+        Ok(())
+    }
+
+    async fn flush<S>(&mut self, stream: &mut S) -> std::io::Result<()>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        if self.wbuf.is_empty() {
+            return Ok(());
+        }
+        stream.write_all(&self.wbuf).await?;
+        stream.flush().await?;
+        self.shared
+            .stats
+            .bytes_sent
+            .fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
+        if self.wbuf.capacity() > WRITE_CHUNK * 2 {
+            self.wbuf = BytesMut::new();
+        } else {
+            self.wbuf.clear();
+        }
+        Ok(())
+    }
+
+    fn send(&mut self, packet: Packet) {
+        if let Err(e) = packet.encode(self.version, &mut self.wbuf) {
+            warn!(error = %e, packet = ?packet.packet_type(), "could not encode a packet");
+        }
+    }
+
+    fn send_disconnect(&mut self, reason: ReasonCode) {
+        // MQTT 3 has no server DISCONNECT: the connection is just closed.
+        if self.version.is_v5() {
+            self.send(Packet::Disconnect(Disconnect::new(reason)));
+        }
+    }
+
+    /// A protocol violation by the client: DISCONNECT with `reason` (v5) and close.
+    fn violation(&mut self, reason: ReasonCode, what: &str) -> Result<(), Close> {
+        info!(reason = ?reason, "{what}; closing");
+        self.send_disconnect(reason);
+        Err(Close::WithWill)
+    }
+
+    fn handle(&mut self, packet: Packet) -> Result<(), Close> {
+        match packet {
+            Packet::Publish(p) => self.on_publish(p),
+            Packet::PubAck(a) => {
+                self.complete_outbound(a.packet_id, Awaiting::PubAck);
+                Ok(())
+            }
+            Packet::PubRec(r) => {
+                self.on_pubrec(r);
+                Ok(())
+            }
+            Packet::PubRel(r) => {
+                let known = self.session.lock().inbound_qos2.remove(&r.packet_id);
+                let mut comp = PubComp::new(r.packet_id);
+                if !known {
+                    comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+                }
+                self.send(Packet::PubComp(comp));
+                Ok(())
+            }
+            Packet::PubComp(c) => {
+                self.complete_outbound(c.packet_id, Awaiting::PubComp);
+                Ok(())
+            }
+            Packet::Subscribe(s) => {
+                self.on_subscribe(s);
+                Ok(())
+            }
+            Packet::Unsubscribe(u) => {
+                self.on_unsubscribe(u);
+                Ok(())
+            }
+            Packet::PingReq => {
+                self.send(Packet::PingResp);
+                Ok(())
+            }
+            Packet::Disconnect(d) => self.on_disconnect(d),
+            Packet::Connect(_) => {
+                self.violation(ReasonCode::ProtocolError, "second CONNECT [MQTT-3.1.0-2]")
+            }
+            Packet::Auth(_) => self.violation(
+                ReasonCode::ProtocolError,
+                "AUTH without enhanced authentication",
+            ),
+            Packet::ConnAck(_) | Packet::SubAck(_) | Packet::UnsubAck(_) | Packet::PingResp => self
+                .violation(
+                    ReasonCode::ProtocolError,
+                    "server-only packet from a client",
+                ),
+        }
+    }
+
+    fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
+        let stats = &self.shared.stats;
+        stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        if let Some(alias) = p.properties.topic_alias.take() {
+            if alias.get() > self.shared.options.max_topic_alias {
+                return self.violation(ReasonCode::TopicAliasInvalid, "topic alias above maximum");
+            }
+            if p.topic.is_empty() {
+                match self.inbound_aliases.get(&alias.get()) {
+                    Some(topic) => p.topic = topic.clone(),
+                    None => {
+                        return self.violation(ReasonCode::ProtocolError, "unknown topic alias");
+                    }
+                }
+            } else {
+                self.inbound_aliases.insert(alias.get(), p.topic.clone());
+            }
+        }
+
+        let v5 = self.version.is_v5();
+        let action = match (p.retain, p.payload.is_empty()) {
+            (false, _) => PublishAction::Insert,
+            (true, false) => PublishAction::Update,
+            (true, true) => PublishAction::Delete,
+        };
+        let mut reason = ReasonCode::Success;
+        if !self.shared.access.may_publish(
+            &self.identity,
+            &self.client_id,
+            p.topic.as_str(),
+            action,
+        ) {
+            debug!(topic = %p.topic, "publish not authorized");
+            reason = ReasonCode::NotAuthorized;
+        } else if p.properties.payload_format_indicator == Some(codec::PayloadFormat::Utf8)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
+            reason = ReasonCode::PayloadFormatInvalid;
+        }
+
+        match p.qos {
+            QosPid::AtMostOnce => {
+                if reason == ReasonCode::Success {
+                    self.accept_publish(p);
+                }
+            }
+            QosPid::AtLeastOnce(id) => {
+                if reason == ReasonCode::Success && self.accept_publish(p) == 0 && v5 {
+                    reason = ReasonCode::NoMatchingSubscribers;
+                }
+                let mut ack = PubAck::new(id);
+                // MQTT 3 has no failure PUBACK; refusing there means acknowledging and dropping.
+                if v5 {
+                    ack.reason_code = reason;
+                }
+                self.send(Packet::PubAck(ack));
+            }
+            QosPid::ExactlyOnce(id) => {
+                let duplicate = {
+                    let mut state = self.session.lock();
+                    if state.inbound_qos2.contains(&id) {
+                        true
+                    } else if state.inbound_qos2.len()
+                        >= usize::from(self.shared.options.receive_maximum.get())
+                    {
+                        drop(state);
+                        return self.violation(
+                            ReasonCode::ReceiveMaximumExceeded,
+                            "receive maximum exceeded [MQTT-3.3.4-9]",
+                        );
+                    } else {
+                        if reason == ReasonCode::Success {
+                            state.inbound_qos2.insert(id);
+                        }
+                        false
+                    }
+                };
+                // [MQTT-4.3.3-9]: a repeated PUBLISH before PUBREL is not delivered again.
+                if !duplicate && reason == ReasonCode::Success && self.accept_publish(p) == 0 && v5
+                {
+                    reason = ReasonCode::NoMatchingSubscribers;
+                }
+                let mut rec = PubRec::new(id);
+                if v5 {
+                    rec.reason_code = reason;
+                }
+                self.send(Packet::PubRec(rec));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores (if retained) and routes an accepted PUBLISH; returns how many sessions got it.
+    fn accept_publish(&mut self, p: Publish) -> usize {
+        let mut properties = p.properties;
+        let expires_at = properties
+            .message_expiry_interval
+            .take()
+            .map(|secs| Instant::now() + Duration::from_secs(u64::from(secs)));
+        properties.subscription_identifiers.clear();
+        let message = Arc::new(Message {
+            topic: p.topic,
+            payload: p.payload,
+            qos: p.qos.qos(),
+            retain: p.retain,
+            properties,
+            expires_at,
+            origin: self.session.id,
+        });
+        self.shared.retain(&message);
+        self.shared.route(&message)
+    }
+
+    fn on_pubrec(&mut self, rec: PubRec) {
+        let mut state = self.session.lock();
+        let found = state.find_outbound(rec.packet_id);
+        match found {
+            Some(i) if state.outbound[i].state == Awaiting::PubRec => {
+                if rec.reason_code.is_success() {
+                    state.outbound[i].state = Awaiting::PubComp;
+                    drop(state);
+                    self.send(Packet::PubRel(PubRel::new(rec.packet_id)));
+                } else {
+                    // A failure PUBREC ends the flow (§4.3.3).
+                    state.outbound.remove(i);
+                }
+            }
+            Some(_) => {}
+            None => {
+                drop(state);
+                let mut rel = PubRel::new(rec.packet_id);
+                rel.reason_code = ReasonCode::PacketIdentifierNotFound;
+                self.send(Packet::PubRel(rel));
+            }
+        }
+    }
+
+    fn complete_outbound(&mut self, id: PacketId, expected: Awaiting) {
+        let mut state = self.session.lock();
+        if let Some(i) = state.find_outbound(id)
+            && state.outbound[i].state == expected
+        {
+            state.outbound.remove(i);
+        }
+    }
+
+    fn on_subscribe(&mut self, s: Subscribe) {
+        let sub_id = s.properties.subscription_identifier;
+        let mut reasons = Vec::with_capacity(s.filters.len());
+        let mut retained = Vec::new();
+        let mut added = Vec::new();
+        for (filter, options) in s.filters {
+            if !self
+                .shared
+                .access
+                .may_subscribe(&self.identity, &self.client_id, filter.filter())
+            {
+                debug!(filter = %filter, "subscribe not authorized");
+                reasons.push(ReasonCode::NotAuthorized);
+                continue;
+            }
+            let existed = {
+                let mut state = self.session.lock();
+                state
+                    .subscriptions
+                    .insert(
+                        filter.as_str().into(),
+                        Subscription {
+                            filter: filter.clone(),
+                            options,
+                            id: sub_id,
+                        },
+                    )
+                    .is_some()
+            };
+            added.push((filter.clone(), options));
+            reasons.push(match options.qos {
+                QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
+                QoS::AtLeastOnce => ReasonCode::GrantedQoS1,
+                QoS::ExactlyOnce => ReasonCode::GrantedQoS2,
+            });
+            // Retained messages are never sent for shared subscriptions (§4.8.2).
+            let send_retained = !filter.is_shared()
+                && match options.retain_handling {
+                    RetainHandling::SendAtSubscribe => true,
+                    RetainHandling::SendIfNew => !existed,
+                    RetainHandling::DoNotSend => false,
+                };
+            if send_retained {
+                retained.push((filter, options));
+            }
+        }
+        {
+            let mut index = self.shared.index_write();
+            for (filter, options) in added {
+                let subscriber = Subscriber {
+                    session: self.session.clone(),
+                    options,
+                    id: sub_id,
+                    identity: self.identity.clone(),
+                };
+                index.insert(&filter, subscriber);
+            }
+        }
+        self.send(Packet::SubAck(SubAck {
+            packet_id: s.packet_id,
+            properties: Default::default(),
+            reason_codes: reasons,
+        }));
+        let now = Instant::now();
+        for (filter, options) in retained {
+            for message in self.shared.retained.matching(&filter, now) {
+                if !self.shared.access.may_read(
+                    &self.identity,
+                    &self.client_id,
+                    message.topic.as_str(),
+                ) {
+                    continue;
+                }
+                let delivery = Delivery {
+                    qos: message.qos.min(options.qos),
+                    // [MQTT-3.3.1-9]: retained messages sent on subscribe keep RETAIN.
+                    retain: true,
+                    subscription_ids: sub_id.into_iter().collect(),
+                    message,
+                };
+                self.shared.deliver(&self.session, delivery);
+            }
+        }
+    }
+
+    fn on_unsubscribe(&mut self, u: Unsubscribe) {
+        let mut reasons = Vec::with_capacity(u.filters.len());
+        let mut removed = Vec::new();
+        {
+            let mut state = self.session.lock();
+            for filter in &u.filters {
+                if state.subscriptions.remove(filter.as_str()).is_some() {
+                    removed.push(filter);
+                    reasons.push(ReasonCode::Success);
+                } else {
+                    reasons.push(ReasonCode::NoSubscriptionExisted);
+                }
+            }
+        }
+        {
+            let mut index = self.shared.index_write();
+            for filter in removed {
+                index.remove(filter, self.session.id);
+            }
+        }
+        self.send(Packet::UnsubAck(UnsubAck {
+            packet_id: u.packet_id,
+            properties: Default::default(),
+            reason_codes: if self.version.is_v5() {
+                reasons
+            } else {
+                Vec::new()
+            },
+        }));
+    }
+
+    fn on_disconnect(&mut self, d: Disconnect) -> Result<(), Close> {
+        if let Some(secs) = d.properties.session_expiry_interval {
+            if self.expiry_was_zero && secs != 0 {
+                return self.violation(
+                    ReasonCode::ProtocolError,
+                    "session expiry raised from 0 at DISCONNECT [MQTT-3.14.2-2]",
+                );
+            }
+            self.session.lock().expiry = match secs {
+                0 => Expiry::OnClose,
+                u32::MAX => Expiry::Never,
+                s => Expiry::After(Duration::from_secs(u64::from(s))),
+            };
+        }
+        debug!(reason = ?d.reason_code, "client disconnected");
+        if d.reason_code == ReasonCode::DisconnectWithWillMessage {
+            Err(Close::WithWill)
+        } else {
+            Err(Close::Normal)
+        }
+    }
+
+    /// Sends again, with DUP, what the session had in flight when its last connection ended
+    /// [MQTT-4.4.0-1].
+    fn resend_inflight(&mut self) {
+        let state = self.session.lock();
+        let mut packets = Vec::with_capacity(state.outbound.len());
+        for o in &state.outbound {
+            packets.push(match o.state {
+                Awaiting::PubAck | Awaiting::PubRec => {
+                    let mut p = self.build_publish(&o.delivery, Some(o.packet_id), Instant::now());
+                    p.dup = true;
+                    Packet::Publish(p)
+                }
+                Awaiting::PubComp => Packet::PubRel(PubRel::new(o.packet_id)),
+            });
+        }
+        drop(state);
+        for p in packets {
+            self.send(p);
+        }
+    }
+
+    fn build_publish(&self, d: &Delivery, id: Option<PacketId>, now: Instant) -> Publish {
+        let m = &d.message;
+        let mut properties = PublishProperties::default();
+        if self.version.is_v5() {
+            properties = m.properties.clone();
+            properties.message_expiry_interval = m.remaining_expiry(now);
+            properties
+                .subscription_identifiers
+                .clone_from(&d.subscription_ids);
+        }
+        Publish {
+            dup: false,
+            qos: match (d.qos, id) {
+                (QoS::AtLeastOnce, Some(id)) => QosPid::AtLeastOnce(id),
+                (QoS::ExactlyOnce, Some(id)) => QosPid::ExactlyOnce(id),
+                _ => QosPid::AtMostOnce,
+            },
+            retain: d.retain,
+            topic: m.topic.clone(),
+            properties,
+            payload: m.payload.clone(),
+        }
+    }
+
+    /// Moves queued messages into the write buffer, within the in-flight window. Returns true
+    /// when it stopped only because the write buffer is full.
+    fn drain_queue(&mut self) -> bool {
+        let now = Instant::now();
+        let window = usize::from(
+            self.client_receive_maximum
+                .min(self.shared.options.max_inflight.get()),
+        );
+        let session = self.session.clone();
+        let mut state = session.lock();
+        if state.generation != self.generation {
+            return false;
+        }
+        while let Some(front) = state.queue.front() {
+            if self.wbuf.len() >= WRITE_CHUNK {
+                return true;
+            }
+            if front.qos != QoS::AtMostOnce && state.outbound.len() >= window {
+                break;
+            }
+            let Some(delivery) = state.queue.pop_front() else {
+                break;
+            };
+            if delivery.message.is_expired(now) {
+                continue;
+            }
+            let id = (delivery.qos != QoS::AtMostOnce).then(|| state.allocate_packet_id());
+            let mut publish = self.build_publish(&delivery, id, now);
+            // [MQTT-3.1.2-24]: never send a packet larger than the client accepts; drop it as
+            // if delivered.
+            let packet = Packet::Publish(publish);
+            let too_big = packet
+                .encoded_len(self.version)
+                .map_or(true, |len| len > self.client_max_packet_size as usize);
+            let Packet::Publish(p) = packet else {
+                unreachable!("built as a PUBLISH")
+            };
+            publish = p;
+            if too_big {
+                debug!(topic = %publish.topic, "message larger than the client's maximum packet size; dropped");
+                self.shared
+                    .stats
+                    .messages_dropped
+                    .fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            self.apply_outbound_alias(&mut publish);
+            if let Err(e) = publish.encode(&mut self.wbuf, self.version.is_v5()) {
+                warn!(error = %e, "could not encode a PUBLISH");
+                continue;
+            }
+            self.shared
+                .stats
+                .messages_sent
+                .fetch_add(1, Ordering::Relaxed);
+            if let Some(packet_id) = id {
+                let state_kind = if delivery.qos == QoS::AtLeastOnce {
+                    Awaiting::PubAck
+                } else {
+                    Awaiting::PubRec
+                };
+                state.outbound.push_back(Outbound {
+                    packet_id,
+                    delivery,
+                    state: state_kind,
+                });
+            }
+        }
+        false
+    }
+
+    /// Uses, or assigns, a topic alias when the client accepts them: the first PUBLISH on a
+    /// topic carries topic and alias, later ones the alias alone.
+    fn apply_outbound_alias(&mut self, publish: &mut Publish) {
+        if self.client_topic_alias_max == 0 || !self.version.is_v5() {
+            return;
+        }
+        if let Some(&alias) = self.outbound_aliases.get(&publish.topic) {
+            publish.properties.topic_alias = std::num::NonZeroU16::new(alias);
+            publish.topic = TopicName::empty();
+            return;
+        }
+        let next = self.outbound_aliases.len() + 1;
+        if next <= usize::from(self.client_topic_alias_max)
+            && let Ok(alias) = u16::try_from(next)
+        {
+            self.outbound_aliases.insert(publish.topic.clone(), alias);
+            publish.properties.topic_alias = std::num::NonZeroU16::new(alias);
+        }
+    }
+
+    /// Detaches from the session after the loop: publishes or schedules the will, and ends or
+    /// schedules the end of the session.
+    fn finish(mut self, close: Close) {
+        self.shared
+            .stats
+            .clients_connected
+            .fetch_sub(1, Ordering::Relaxed);
+        let will = match close {
+            Close::WithWill | Close::TakenOver => self.will.take(),
+            Close::Normal | Close::Shutdown => None,
+        };
+        let (still_owner, expiry) = {
+            let mut state = self.session.lock();
+            let owner = state.generation == self.generation;
+            if owner {
+                state.evict = None;
+            }
+            (owner, state.expiry)
+        };
+        info!(?close, "client disconnected");
+        if let Some(will) = will {
+            let delay = will.properties.will_delay_interval.map_or(0, u64::from);
+            let delay = match expiry {
+                Expiry::OnClose => 0,
+                Expiry::After(d) => delay.min(d.as_secs()),
+                Expiry::Never => delay,
+            };
+            if delay == 0 || !still_owner {
+                // A takeover reconnects at once, so only an immediate will can still go out.
+                if delay == 0 {
+                    publish_will(
+                        &self.shared,
+                        &self.identity,
+                        &self.client_id,
+                        will,
+                        self.session.id,
+                    );
+                }
+            } else {
+                let shared = self.shared.clone();
+                let session = self.session.clone();
+                let identity = self.identity.clone();
+                let client_id = self.client_id.clone();
+                let generation = self.generation;
+                tokio::spawn(async move {
+                    tokio::time::sleep(Duration::from_secs(delay)).await;
+                    // [MQTT-3.1.3-9]: a reconnect within the delay cancels the will.
+                    if session.lock().generation == generation {
+                        publish_will(&shared, &identity, &client_id, will, session.id);
+                    }
+                });
+            }
+        }
+        if !still_owner || close == Close::Shutdown {
+            return;
+        }
+        match expiry {
+            Expiry::OnClose => end_session(&self.shared, &self.session, self.generation),
+            Expiry::After(d) => {
+                let shared = self.shared.clone();
+                let session = self.session.clone();
+                let generation = self.generation;
+                tokio::spawn(async move {
+                    tokio::time::sleep(d).await;
+                    end_session(&shared, &session, generation);
+                });
+            }
+            Expiry::Never => {}
+        }
+    }
+}
+
+/// Finds or creates the session for `client_id` and attaches a connection to it. Returns the
+/// session, its new generation, Session Present, and a discarded old session whose
+/// subscriptions must leave the index.
+fn attach(
+    shared: &Shared,
+    client_id: &Arc<str>,
+    clean_start: bool,
+    expiry: Expiry,
+    evict: oneshot::Sender<Eviction>,
+) -> (Arc<Session>, u64, bool, Option<Arc<Session>>) {
+    let mut sessions = shared.sessions();
+    let existing = sessions.get(client_id).cloned();
+    let mut discarded = None;
+    let (session, present) = match existing {
+        Some(old) => {
+            let mut state = old.lock();
+            if let Some(tx) = state.evict.take() {
+                let _ = tx.send(Eviction::TakenOver);
+            }
+            if clean_start {
+                // The old connection must stop draining a session that no longer exists.
+                state.generation += 1;
+                drop(state);
+                let fresh = Session::new(client_id.clone(), expiry);
+                sessions.insert(client_id.clone(), fresh.clone());
+                discarded = Some(old);
+                (fresh, false)
+            } else {
+                drop(state);
+                (old, true)
+            }
+        }
+        None => {
+            let fresh = Session::new(client_id.clone(), expiry);
+            sessions.insert(client_id.clone(), fresh.clone());
+            (fresh, false)
+        }
+    };
+    let mut state = session.lock();
+    state.generation += 1;
+    state.evict = Some(evict);
+    state.expiry = expiry;
+    let generation = state.generation;
+    drop(state);
+    drop(sessions);
+    (session, generation, present, discarded)
+}
+
+/// Removes a session's subscriptions from the index. Takes no session lock while holding the
+/// index lock (lock order: registry, then index, then session).
+fn remove_from_index(shared: &Shared, session: &Session) {
+    let filters: Vec<_> = session
+        .lock()
+        .subscriptions
+        .drain()
+        .map(|(_, s)| s.filter)
+        .collect();
+    let mut index = shared.index_write();
+    for filter in &filters {
+        index.remove(filter, session.id);
+    }
+}
+
+/// Ends a session if no connection attached to it since `generation`.
+fn end_session(shared: &Shared, session: &Arc<Session>, generation: u64) {
+    let mut sessions = shared.sessions();
+    {
+        let state = session.lock();
+        if state.generation != generation || state.is_connected() {
+            return;
+        }
+    }
+    if sessions
+        .get(&session.client_id)
+        .is_some_and(|s| Arc::ptr_eq(s, session))
+    {
+        sessions.remove(&session.client_id);
+    }
+    drop(sessions);
+    remove_from_index(shared, session);
+    debug!(client_id = %session.client_id, "session ended");
+}
+
+fn publish_will(
+    shared: &Shared,
+    identity: &Identity,
+    client_id: &str,
+    will: LastWill,
+    origin: u64,
+) {
+    let action = match (will.retain, will.payload.is_empty()) {
+        (false, _) => PublishAction::Insert,
+        (true, false) => PublishAction::Update,
+        (true, true) => PublishAction::Delete,
+    };
+    if !shared
+        .access
+        .may_publish(identity, client_id, will.topic.as_str(), action)
+    {
+        debug!(topic = %will.topic, "will not authorized");
+        return;
+    }
+    let p = will.properties;
+    let message = Arc::new(Message {
+        topic: will.topic,
+        payload: will.payload,
+        qos: will.qos,
+        retain: will.retain,
+        properties: PublishProperties {
+            payload_format_indicator: p.payload_format_indicator,
+            content_type: p.content_type,
+            response_topic: p.response_topic,
+            correlation_data: p.correlation_data,
+            user_properties: p.user_properties,
+            ..Default::default()
+        },
+        expires_at: p
+            .message_expiry_interval
+            .map(|secs| Instant::now() + Duration::from_secs(u64::from(secs))),
+        origin,
+    });
+    debug!(topic = %message.topic, "publishing will");
+    shared.retain(&message);
+    shared.route(&message);
+}
+
+fn generate_client_id() -> String {
+    use std::sync::atomic::AtomicU64;
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.subsec_nanos());
+    format!("auto-{nanos:08x}-{n:x}")
+}

@@ -1,0 +1,319 @@
+//! The subscription index: a trie of topic levels that finds every subscription matching a
+//! topic name without looking at the others. Shared subscriptions keep their groups at the
+//! node of their filter.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use auth::Identity;
+use codec::{SubscriptionId, SubscriptionOptions, TopicFilter};
+
+use crate::session::Session;
+
+/// One subscriber of one filter.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscriber {
+    pub session: Arc<Session>,
+    pub options: SubscriptionOptions,
+    pub id: Option<SubscriptionId>,
+    /// Who subscribed, for the read check on every delivery.
+    pub identity: Arc<Identity>,
+}
+
+/// The members of one shared subscription `$share/{group}/{filter}`; each message goes to one.
+#[derive(Debug, Default)]
+struct SharedGroup {
+    members: Vec<Subscriber>,
+    /// Round-robin position.
+    next: AtomicUsize,
+}
+
+#[derive(Debug, Default)]
+struct Subscribers {
+    plain: Vec<Subscriber>,
+    shared: HashMap<Box<str>, SharedGroup>,
+}
+
+impl Subscribers {
+    fn is_empty(&self) -> bool {
+        self.plain.is_empty() && self.shared.is_empty()
+    }
+
+    fn insert(&mut self, group: Option<&str>, sub: Subscriber) {
+        let list = match group {
+            Some(g) => &mut self.shared.entry(g.into()).or_default().members,
+            None => &mut self.plain,
+        };
+        match list.iter_mut().find(|s| s.session.id == sub.session.id) {
+            Some(existing) => *existing = sub,
+            None => list.push(sub),
+        }
+    }
+
+    fn remove(&mut self, group: Option<&str>, session_id: u64) -> bool {
+        match group {
+            None => remove_member(&mut self.plain, session_id),
+            Some(g) => {
+                let Some(shared) = self.shared.get_mut(g) else {
+                    return false;
+                };
+                let removed = remove_member(&mut shared.members, session_id);
+                if shared.members.is_empty() {
+                    self.shared.remove(g);
+                }
+                removed
+            }
+        }
+    }
+
+    fn collect<'a>(&'a self, out: &mut Vec<&'a Subscriber>) {
+        out.extend(self.plain.iter());
+        for group in self.shared.values() {
+            if let Some(member) = group.pick() {
+                out.push(member);
+            }
+        }
+    }
+}
+
+fn remove_member(list: &mut Vec<Subscriber>, session_id: u64) -> bool {
+    let before = list.len();
+    list.retain(|s| s.session.id != session_id);
+    list.len() != before
+}
+
+impl SharedGroup {
+    /// Round-robin over the members, preferring ones whose client is connected; an offline
+    /// member is chosen only when no member is online, so its queue keeps the message.
+    fn pick(&self) -> Option<&Subscriber> {
+        let n = self.members.len();
+        if n == 0 {
+            return None;
+        }
+        let start = self.next.fetch_add(1, Ordering::Relaxed);
+        (0..n)
+            .map(|i| &self.members[(start + i) % n])
+            .find(|m| m.session.lock().is_connected())
+            .or_else(|| self.members.get(start % n))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Node {
+    children: HashMap<Box<str>, Node>,
+    plus: Option<Box<Node>>,
+    /// Subscriptions whose filter ends at this node.
+    exact: Subscribers,
+    /// Subscriptions whose filter ends with `#` after this node.
+    multi: Subscribers,
+}
+
+impl Node {
+    fn is_empty(&self) -> bool {
+        self.children.is_empty()
+            && self.plus.is_none()
+            && self.exact.is_empty()
+            && self.multi.is_empty()
+    }
+}
+
+/// Every subscription of every session, by filter.
+#[derive(Debug, Default)]
+pub(crate) struct SubscriptionIndex {
+    root: Node,
+    count: usize,
+}
+
+impl SubscriptionIndex {
+    /// Adds or replaces `sub`'s subscription to `filter`.
+    pub fn insert(&mut self, filter: &TopicFilter, sub: Subscriber) {
+        let mut node = &mut self.root;
+        let mut levels = filter.filter().split('/').peekable();
+        let mut target_multi = false;
+        while let Some(level) = levels.next() {
+            match level {
+                "#" if levels.peek().is_none() => target_multi = true,
+                "+" => node = node.plus.get_or_insert_with(Box::default),
+                _ => node = node.children.entry(level.into()).or_default(),
+            }
+        }
+        let subscribers = if target_multi {
+            &mut node.multi
+        } else {
+            &mut node.exact
+        };
+        let before = subscribers.plain.len()
+            + subscribers
+                .shared
+                .values()
+                .map(|g| g.members.len())
+                .sum::<usize>();
+        subscribers.insert(filter.share_group(), sub);
+        let after = subscribers.plain.len()
+            + subscribers
+                .shared
+                .values()
+                .map(|g| g.members.len())
+                .sum::<usize>();
+        self.count += after - before;
+    }
+
+    /// Removes a session's subscription to `filter`; true if it existed.
+    pub fn remove(&mut self, filter: &TopicFilter, session_id: u64) -> bool {
+        let levels: Vec<&str> = filter.filter().split('/').collect();
+        let removed = remove_at(&mut self.root, &levels, filter.share_group(), session_id);
+        if removed {
+            self.count -= 1;
+        }
+        removed
+    }
+
+    /// Number of subscriptions.
+    pub fn len(&self) -> usize {
+        self.count
+    }
+
+    /// Appends every subscriber whose filter matches `topic` (one member per shared group).
+    pub fn matches<'a>(&'a self, topic: &str, out: &mut Vec<&'a Subscriber>) {
+        let levels: Vec<&str> = topic.split('/').collect();
+        let system = topic.starts_with('$');
+        collect(&self.root, &levels, 0, system, out);
+    }
+}
+
+fn collect<'a>(
+    node: &'a Node,
+    levels: &[&str],
+    depth: usize,
+    system: bool,
+    out: &mut Vec<&'a Subscriber>,
+) {
+    // [MQTT-4.7.2-1]: a wildcard in the first level never matches a topic starting with `$`.
+    let wildcard_ok = !(depth == 0 && system);
+    if wildcard_ok {
+        // `#` matches this level's parent too: `a/#` matches `a`.
+        node.multi.collect(out);
+    }
+    let Some(level) = levels.get(depth) else {
+        node.exact.collect(out);
+        return;
+    };
+    if let Some(child) = node.children.get(*level) {
+        collect(child, levels, depth + 1, system, out);
+    }
+    if wildcard_ok && let Some(plus) = &node.plus {
+        collect(plus, levels, depth + 1, system, out);
+    }
+}
+
+fn remove_at(node: &mut Node, levels: &[&str], group: Option<&str>, session_id: u64) -> bool {
+    match levels {
+        [] => node.exact.remove(group, session_id),
+        ["#"] => node.multi.remove(group, session_id),
+        [level, rest @ ..] => {
+            if *level == "+" {
+                let Some(plus) = node.plus.as_mut() else {
+                    return false;
+                };
+                let removed = remove_at(plus, rest, group, session_id);
+                if plus.is_empty() {
+                    node.plus = None;
+                }
+                removed
+            } else {
+                let Some(child) = node.children.get_mut(*level) else {
+                    return false;
+                };
+                let removed = remove_at(child, rest, group, session_id);
+                if child.is_empty() {
+                    node.children.remove(*level);
+                }
+                removed
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::session::Expiry;
+    use codec::TopicName;
+
+    fn sub(session: &Arc<Session>) -> Subscriber {
+        Subscriber {
+            session: session.clone(),
+            options: SubscriptionOptions::default(),
+            id: None,
+            identity: Arc::default(),
+        }
+    }
+
+    fn matched(index: &SubscriptionIndex, topic: &str) -> Vec<u64> {
+        let mut out = Vec::new();
+        index.matches(topic, &mut out);
+        let mut ids: Vec<u64> = out.iter().map(|s| s.session.id).collect();
+        ids.sort();
+        ids
+    }
+
+    #[test]
+    fn agrees_with_the_codec_matcher() {
+        let filters = [
+            "#", "+", "a/#", "a/+", "a/b", "+/b", "+/+/c", "a/+/#", "$SYS/#", "/+", "a//b",
+        ];
+        let topics = [
+            "a", "a/b", "a/c", "b/b", "a/b/c", "x/y/c", "$SYS/x", "/x", "a//b", "a/",
+        ];
+        let sessions: Vec<_> = filters
+            .iter()
+            .map(|_| Session::new(Arc::from("c"), Expiry::OnClose))
+            .collect();
+        let mut index = SubscriptionIndex::default();
+        for (f, s) in filters.iter().zip(&sessions) {
+            index.insert(&TopicFilter::try_from(*f).unwrap(), sub(s));
+        }
+        assert_eq!(index.len(), filters.len());
+        for topic in topics {
+            let name = TopicName::try_from(topic).unwrap();
+            let mut expected: Vec<u64> = filters
+                .iter()
+                .zip(&sessions)
+                .filter(|(f, _)| TopicFilter::try_from(**f).unwrap().matches(&name))
+                .map(|(_, s)| s.id)
+                .collect();
+            expected.sort();
+            assert_eq!(matched(&index, topic), expected, "topic {topic}");
+        }
+    }
+
+    #[test]
+    fn removal_prunes_and_counts() {
+        let s = Session::new(Arc::from("c"), Expiry::OnClose);
+        let mut index = SubscriptionIndex::default();
+        let f = TopicFilter::try_from("a/+/c/#").unwrap();
+        index.insert(&f, sub(&s));
+        index.insert(&f, sub(&s));
+        assert_eq!(index.len(), 1);
+        assert!(index.remove(&f, s.id));
+        assert!(!index.remove(&f, s.id));
+        assert_eq!(index.len(), 0);
+        assert!(index.root.is_empty());
+    }
+
+    #[test]
+    fn shared_group_delivers_to_one_member_in_turn() {
+        let a = Session::new(Arc::from("a"), Expiry::OnClose);
+        let b = Session::new(Arc::from("b"), Expiry::OnClose);
+        let mut index = SubscriptionIndex::default();
+        let f = TopicFilter::try_from("$share/g/t/+").unwrap();
+        index.insert(&f, sub(&a));
+        index.insert(&f, sub(&b));
+        let first = matched(&index, "t/1");
+        let second = matched(&index, "t/1");
+        assert_eq!(first.len(), 1);
+        assert_eq!(second.len(), 1);
+        assert_ne!(first, second);
+    }
+}

@@ -1,0 +1,53 @@
+//! An application message as the broker routes it, and one delivery of it to one session.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use codec::{PublishProperties, QoS, SubscriptionId, TopicName};
+
+/// A published message, shared by every session it is delivered to.
+#[derive(Debug)]
+pub(crate) struct Message {
+    pub topic: TopicName,
+    pub payload: Bytes,
+    /// QoS as published.
+    pub qos: QoS,
+    /// RETAIN as published.
+    pub retain: bool,
+    /// Properties forwarded unchanged (no topic alias or subscription identifiers, and the
+    /// expiry is recomputed at delivery from `expires_at`).
+    pub properties: PublishProperties,
+    /// When the Message Expiry Interval runs out.
+    pub expires_at: Option<Instant>,
+    /// The publishing session, for No Local; 0 for messages the broker makes itself.
+    pub origin: u64,
+}
+
+impl Message {
+    pub fn is_expired(&self, now: Instant) -> bool {
+        self.expires_at.is_some_and(|at| at <= now)
+    }
+
+    /// Seconds left of the Message Expiry Interval, rounded up, for forwarding.
+    pub fn remaining_expiry(&self, now: Instant) -> Option<u32> {
+        self.expires_at.map(|at| {
+            let left = at.saturating_duration_since(now);
+            let secs = left.as_secs() + u64::from(left.subsec_nanos() > 0);
+            u32::try_from(secs).unwrap_or(u32::MAX).max(1)
+        })
+    }
+}
+
+/// One message on its way to one session.
+#[derive(Debug, Clone)]
+pub(crate) struct Delivery {
+    pub message: Arc<Message>,
+    /// The lower of the published and the subscription QoS.
+    pub qos: QoS,
+    /// RETAIN as sent: set for retained messages sent on subscribe, or kept with Retain As
+    /// Published.
+    pub retain: bool,
+    /// Identifiers of the matching subscriptions (v5).
+    pub subscription_ids: Vec<SubscriptionId>,
+}

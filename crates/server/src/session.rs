@@ -1,0 +1,187 @@
+//! Session state (§4.1): subscriptions, the queue of messages waiting for the client, QoS 1/2
+//! messages in flight both ways. A session outlives its connections when it is persistent.
+
+use std::collections::{HashMap, HashSet, VecDeque};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
+
+use codec::{PacketId, QoS, SubscriptionId, SubscriptionOptions, TopicFilter};
+use tokio::sync::{Notify, oneshot};
+
+use crate::message::Delivery;
+
+/// Why a connection is told to go away by someone else.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Eviction {
+    /// Another connection with the same client identifier took the session over.
+    TakenOver,
+}
+
+/// How long a session lives after its connection closes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Expiry {
+    /// Ends with the connection (clean session, or Session Expiry Interval 0).
+    OnClose,
+    /// Ends this long after the connection closes.
+    After(Duration),
+    /// Never ends (v3 persistent sessions, v5 interval 0xFFFFFFFF).
+    Never,
+}
+
+/// What an outgoing QoS 1/2 message waits for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[allow(clippy::enum_variant_names)] // named for the packets awaited
+pub(crate) enum Awaiting {
+    /// QoS 1 sent, waiting for PUBACK.
+    PubAck,
+    /// QoS 2 sent, waiting for PUBREC.
+    PubRec,
+    /// PUBREL sent, waiting for PUBCOMP.
+    PubComp,
+}
+
+#[derive(Debug)]
+pub(crate) struct Outbound {
+    pub packet_id: PacketId,
+    pub delivery: Delivery,
+    pub state: Awaiting,
+}
+
+/// One subscription of a session, as the session remembers it.
+#[derive(Debug, Clone)]
+pub(crate) struct Subscription {
+    pub filter: TopicFilter,
+    pub options: SubscriptionOptions,
+    pub id: Option<SubscriptionId>,
+}
+
+/// The mutable part of a session. Locked briefly by the owning connection and by publishers
+/// adding to the queue.
+#[derive(Debug)]
+pub(crate) struct SessionState {
+    /// Bumped by every connection that attaches; a connection whose generation is stale has
+    /// been replaced and must stop touching the queue.
+    pub generation: u64,
+    /// Set while a connection is attached: the way to evict it.
+    pub evict: Option<oneshot::Sender<Eviction>>,
+    pub expiry: Expiry,
+    pub subscriptions: HashMap<Box<str>, Subscription>,
+    /// Waiting to be sent, oldest first.
+    pub queue: VecDeque<Delivery>,
+    /// Sent and not yet acknowledged, oldest first.
+    pub outbound: VecDeque<Outbound>,
+    next_packet_id: u16,
+    /// QoS 2 packet identifiers received and not yet released (PUBREC sent, PUBREL awaited).
+    pub inbound_qos2: HashSet<PacketId>,
+}
+
+impl SessionState {
+    pub fn is_connected(&self) -> bool {
+        self.evict.is_some()
+    }
+
+    /// The next packet identifier not in flight [MQTT-2.2.1-3]. The window is smaller than
+    /// the identifier space, so a free one always exists.
+    pub fn allocate_packet_id(&mut self) -> PacketId {
+        loop {
+            self.next_packet_id = self.next_packet_id.wrapping_add(1);
+            let Some(id) = PacketId::new(self.next_packet_id) else {
+                continue;
+            };
+            if !self.outbound.iter().any(|o| o.packet_id == id) {
+                return id;
+            }
+        }
+    }
+
+    /// Removes and returns the in-flight entry for `id`, checking the oldest first since
+    /// acknowledgements usually come in order.
+    pub fn find_outbound(&mut self, id: PacketId) -> Option<usize> {
+        self.outbound.iter().position(|o| o.packet_id == id)
+    }
+}
+
+/// A session, shared by the registry, the subscription index and its connection.
+#[derive(Debug)]
+pub(crate) struct Session {
+    /// Unique for the broker's lifetime; tells apart two sessions with one client identifier.
+    pub id: u64,
+    pub client_id: Arc<str>,
+    state: Mutex<SessionState>,
+    /// Woken when the queue gains a message.
+    pub wake: Notify,
+    /// Messages dropped because the queue was full.
+    pub dropped: AtomicU64,
+}
+
+static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
+
+/// What happened to a message offered to a session's queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Enqueued {
+    Queued,
+    /// The queue was full and this message was dropped.
+    Dropped,
+}
+
+impl Session {
+    pub fn new(client_id: Arc<str>, expiry: Expiry) -> Arc<Self> {
+        Arc::new(Self {
+            id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
+            client_id,
+            state: Mutex::new(SessionState {
+                generation: 0,
+                evict: None,
+                expiry,
+                subscriptions: HashMap::new(),
+                queue: VecDeque::new(),
+                outbound: VecDeque::new(),
+                next_packet_id: 0,
+                inbound_qos2: HashSet::new(),
+            }),
+            wake: Notify::new(),
+            dropped: AtomicU64::new(0),
+        })
+    }
+
+    /// Locks the state. A poisoned lock means a task panicked while holding it; the state is
+    /// plain data that stays consistent between statements, so carry on.
+    pub fn lock(&self) -> MutexGuard<'_, SessionState> {
+        self.state
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Adds a delivery to the queue under the limit of `max_queued` (see
+    /// `BrokerOptions::max_queued_messages` for the policy) and wakes the connection.
+    pub fn enqueue(&self, delivery: Delivery, max_queued: usize) -> Enqueued {
+        let mut state = self.lock();
+        if state.queue.len() >= max_queued {
+            let evicted = if delivery.qos > QoS::AtMostOnce {
+                state.queue.iter().position(|d| d.qos == QoS::AtMostOnce)
+            } else {
+                None
+            };
+            match evicted {
+                Some(i) => {
+                    state.queue.remove(i);
+                }
+                None => {
+                    drop(state);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                    return Enqueued::Dropped;
+                }
+            }
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let was_empty = state.queue.is_empty();
+        state.queue.push_back(delivery);
+        let connected = state.is_connected();
+        drop(state);
+        if was_empty && connected {
+            self.wake.notify_one();
+        }
+        Enqueued::Queued
+    }
+}
