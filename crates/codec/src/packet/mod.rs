@@ -243,7 +243,9 @@ impl Packet {
             Self::UnsubAck(p) => p.sizes(v5)?.0,
             Self::PingReq | Self::PingResp => 0,
             Self::Disconnect(p) => p.sizes(v5)?.0,
-            Self::Auth(p) => p.sizes()?.0,
+            Self::Auth(p) if v5 => p.sizes()?.0,
+            // As `encode`: a size for a packet that cannot be sent would pass a size check.
+            Self::Auth(_) => return Err(EncodeError::NotInVersion(PacketType::Auth)),
         };
         Ok(packet_len(remaining))
     }

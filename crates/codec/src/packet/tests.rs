@@ -732,6 +732,21 @@ fn auth_is_v5_only() {
 }
 
 #[test]
+fn auth_has_no_encoded_len_in_v3() {
+    // Found by the proptest `v5_packets_encode_for_v3_connections`: `encoded_len` gave 2 for a
+    // packet `encode` refuses. AUTH, Success, no properties: F0 00 in MQTT 5 only.
+    let auth = Packet::Auth(Auth::default());
+    let mut out = BytesMut::new();
+    auth.encode(V5, &mut out).unwrap();
+    assert_eq!(&out[..], [0xF0, 0x00]);
+    assert_eq!(auth.encoded_len(V5), Ok(2));
+    assert_eq!(
+        auth.encoded_len(V3),
+        Err(EncodeError::NotInVersion(PacketType::Auth))
+    );
+}
+
+#[test]
 fn rejects_packet_type_zero() {
     assert_eq!(
         decode_all(&[0x00, 0x00], V5),
