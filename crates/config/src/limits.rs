@@ -1,0 +1,109 @@
+//! `mqtt.limits`: per-connection and per-session limits (our addition; Harper has none of these keys).
+//!
+//! Durations are whole milliseconds or a number with a unit (`30s`). `null` means "no limit" only
+//! where the type is an `Option`; elsewhere it means the default.
+
+use std::num::{NonZeroU16, NonZeroU32};
+use std::time::Duration;
+
+use serde::Serialize;
+
+use crate::read::{Node, Read, Reader};
+
+/// The largest MQTT packet there can be: a 4-byte Remaining Length of 268,435,455 plus 5 bytes of
+/// fixed header.
+pub const PROTOCOL_MAX_PACKET_SIZE: u32 = 268_435_460;
+
+/// The longest keep alive MQTT can express: 65,535 seconds.
+pub const PROTOCOL_MAX_KEEP_ALIVE: Duration = Duration::from_secs(65_535);
+
+/// `mqtt.limits`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "camelCase")]
+pub struct Limits {
+    /// `maxPacketSize`: the largest packet accepted, in bytes (v5 Maximum Packet Size); `None`
+    /// (`null`) for the protocol's maximum. Default 1 MiB.
+    pub max_packet_size: Option<NonZeroU32>,
+    /// `receiveMaximum`: QoS 1 and 2 PUBLISHes a client may have unacknowledged towards the broker
+    /// (v5 Receive Maximum), 1 to 65535. Default 128.
+    pub receive_maximum: NonZeroU16,
+    /// `maxKeepAlive`: the longest keep alive granted; clients asking for more, or for none, get this
+    /// (v5 Server Keep Alive). Whole seconds up to 65535 s; `None` (`null`) grants what clients ask.
+    /// Default 65535 s.
+    #[serde(serialize_with = "crate::ser::opt_millis")]
+    pub max_keep_alive: Option<Duration>,
+    /// `maxQueuedMessages`: messages kept per session while its client is offline or slow; past it
+    /// QoS 0 messages are dropped first. Default 1000.
+    pub max_queued_messages: NonZeroU32,
+    /// `maxTopicAlias`: topic aliases a client may use (v5 Topic Alias Maximum); `None` (`null`)
+    /// accepts none. Default 64.
+    pub max_topic_alias: Option<NonZeroU16>,
+    /// `maxInflight`: QoS 1 and 2 PUBLISHes the broker sends a client before waiting for
+    /// acknowledgements (further capped by the client's Receive Maximum). Default 32.
+    pub max_inflight: NonZeroU16,
+    /// `connectTimeout`: time from accepting a connection (TLS and WebSocket handshakes included) to
+    /// its CONNECT, after which it is closed. Default 10 s.
+    #[serde(serialize_with = "crate::ser::millis")]
+    pub connect_timeout: Duration,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_packet_size: Some(
+                const { NonZeroU32::new(1024 * 1024).expect("1 MiB is not zero") },
+            ),
+            receive_maximum: const { NonZeroU16::new(128).expect("128 is not zero") },
+            max_keep_alive: Some(PROTOCOL_MAX_KEEP_ALIVE),
+            max_queued_messages: const { NonZeroU32::new(1000).expect("1000 is not zero") },
+            max_topic_alias: Some(const { NonZeroU16::new(64).expect("64 is not zero") }),
+            max_inflight: const { NonZeroU16::new(32).expect("32 is not zero") },
+            connect_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+impl Limits {
+    /// Reads `mqtt.limits`.
+    pub(crate) fn read(r: &mut Reader<'_>, node: &Node<'_>) -> Limits {
+        let d = Limits::default();
+        let node = r.enter(node.clone());
+        let keep_alive = node.child("maxKeepAlive");
+        let max_keep_alive = match r.duration(&keep_alive, false) {
+            Read::Value(v) if v > PROTOCOL_MAX_KEEP_ALIVE || v.subsec_nanos() != 0 => {
+                r.error(&keep_alive, "expected whole seconds from 1s to 65535s (in milliseconds, or with a unit), or null");
+                Read::Invalid
+            }
+            other => other,
+        };
+        Limits {
+            max_packet_size: r
+                .positive_or_null(
+                    &node.child("maxPacketSize"),
+                    u64::from(PROTOCOL_MAX_PACKET_SIZE),
+                    "no limit",
+                )
+                .nullable(d.max_packet_size),
+            receive_maximum: r
+                .positive(&node.child("receiveMaximum"), u64::from(u16::MAX))
+                .or(d.receive_maximum),
+            max_keep_alive: max_keep_alive.nullable(d.max_keep_alive),
+            max_queued_messages: r
+                .positive(&node.child("maxQueuedMessages"), u64::from(u32::MAX))
+                .or(d.max_queued_messages),
+            max_topic_alias: r
+                .positive_or_null(
+                    &node.child("maxTopicAlias"),
+                    u64::from(u16::MAX),
+                    "no topic aliases",
+                )
+                .nullable(d.max_topic_alias),
+            max_inflight: r
+                .positive(&node.child("maxInflight"), u64::from(u16::MAX))
+                .or(d.max_inflight),
+            connect_timeout: r
+                .duration(&node.child("connectTimeout"), false)
+                .or(d.connect_timeout),
+        }
+    }
+}
