@@ -1,0 +1,176 @@
+//! Shared set-up for the black-box tests: a broker on an ephemeral loopback port with a
+//! test-controlled shutdown, and a raw MQTT client built on the codec for byte-exact checks.
+
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use bytes::BytesMut;
+use codec::{ConnAck, Connect, MqttString, Packet, ProtocolVersion};
+use server::{Broker, BrokerOptions};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+/// How long a test waits for something it expects before failing.
+pub const WAIT: Duration = Duration::from_secs(5);
+
+pub struct TestBroker {
+    pub addr: SocketAddr,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestBroker {
+    pub async fn start() -> Self {
+        Self::with_options(BrokerOptions {
+            sys_interval: None,
+            ..BrokerOptions::default()
+        })
+        .await
+    }
+
+    pub async fn with_options(options: BrokerOptions) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let (tx, rx) = oneshot::channel::<()>();
+        let broker = Broker::new(options);
+        let task = tokio::spawn(async move {
+            broker
+                .run(vec![listener], async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            addr,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    /// Shuts the broker down and waits until it has finished.
+    pub async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+}
+
+/// A client that speaks MQTT through the codec, for exact and malformed exchanges.
+pub struct Raw {
+    pub stream: TcpStream,
+    buf: BytesMut,
+    pub version: ProtocolVersion,
+}
+
+impl Raw {
+    pub async fn open(addr: SocketAddr, version: ProtocolVersion) -> Self {
+        let stream = TcpStream::connect(addr).await.unwrap();
+        stream.set_nodelay(true).unwrap();
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            version,
+        }
+    }
+
+    /// Opens a connection and completes CONNECT/CONNACK; `edit` adjusts the CONNECT.
+    pub async fn connect_with(
+        addr: SocketAddr,
+        version: ProtocolVersion,
+        client_id: &str,
+        edit: impl FnOnce(&mut Connect),
+    ) -> (Self, ConnAck) {
+        let mut raw = Self::open(addr, version).await;
+        let mut connect = Connect::new(version, MqttString::try_from(client_id).unwrap(), 60);
+        edit(&mut connect);
+        raw.send(Packet::Connect(Box::new(connect))).await;
+        match raw.recv().await {
+            Some(Packet::ConnAck(ack)) => (raw, ack),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    pub async fn connect(addr: SocketAddr, version: ProtocolVersion, client_id: &str) -> Self {
+        let (raw, ack) = Self::connect_with(addr, version, client_id, |_| {}).await;
+        assert!(ack.reason_code.is_success(), "{ack:?}");
+        raw
+    }
+
+    pub async fn send(&mut self, packet: Packet) {
+        let mut out = BytesMut::new();
+        packet.encode(self.version, &mut out).unwrap();
+        self.stream.write_all(&out).await.unwrap();
+    }
+
+    pub async fn send_bytes(&mut self, bytes: &[u8]) {
+        self.stream.write_all(bytes).await.unwrap();
+    }
+
+    /// The next packet, or `None` when the broker closed the connection. Fails after
+    /// [`WAIT`].
+    pub async fn recv(&mut self) -> Option<Packet> {
+        self.recv_within(WAIT)
+            .await
+            .expect("timed out waiting for a packet")
+    }
+
+    /// `Err(())` if nothing arrived within `wait`.
+    pub async fn recv_within(&mut self, wait: Duration) -> Result<Option<Packet>, ()> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(p) = codec::decode(&mut self.buf, self.version, u32::MAX).unwrap() {
+                return Ok(Some(p));
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Err(_) => return Err(()),
+                Ok(Ok(0)) | Ok(Err(_)) => return Ok(None),
+                Ok(Ok(_)) => {}
+            }
+        }
+    }
+
+    /// Asserts that nothing arrives for `wait`.
+    pub async fn expect_silence(&mut self, wait: Duration) {
+        if let Ok(p) = self.recv_within(wait).await {
+            panic!("expected nothing, got {p:?}");
+        }
+    }
+
+    /// Asserts that the broker closes the connection (after any packets it sends first, which
+    /// are returned).
+    pub async fn expect_close(&mut self) -> Vec<Packet> {
+        let mut seen = Vec::new();
+        while let Some(p) = self.recv().await {
+            seen.push(p);
+        }
+        seen
+    }
+}
+
+/// Whether an outside program is installed. Missing programs skip a test, except under
+/// `CI=true`, where CI installs them and a missing one is a failure.
+pub fn require_program(name: &str) -> bool {
+    let found = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!("command -v {name}"))
+        .output()
+        .map(|o| o.status.success())
+        .unwrap_or(false);
+    if !found {
+        if std::env::var("CI").is_ok_and(|v| v == "true") {
+            panic!("{name} is required when CI=true (.ci/run installs it)");
+        }
+        eprintln!("skipped: {name} is not installed");
+    }
+    found
+}
