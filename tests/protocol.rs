@@ -983,3 +983,45 @@ async fn sys_topics_are_published() {
     assert!(n >= 1);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn slow_subscriber_does_not_stall_others() {
+    let options = BrokerOptions {
+        max_queued_messages: 100,
+        shutdown_grace: Duration::from_millis(500),
+        sys_interval: None,
+        ..BrokerOptions::default()
+    };
+    let broker = TestBroker::with_options(options).await;
+    // Subscribes, then never reads again: its socket buffers fill and its queue hits the limit.
+    let mut slow = Raw::connect(broker.addr, V5, "slow").await;
+    subscribe(&mut slow, "bp/#", QoS::AtLeastOnce).await;
+    let mut fast = Raw::connect(broker.addr, V5, "fast").await;
+    subscribe(&mut fast, "bp/#", QoS::AtMostOnce).await;
+    let mut publisher = Raw::connect(broker.addr, V5, "bp-pub").await;
+    static PAYLOAD: [u8; 16 * 1024] = [b'p'; 16 * 1024];
+    const COUNT: u16 = 1000; // 16 MB, far beyond the slow client's socket buffers
+    let sender = tokio::spawn(async move {
+        for i in 1..=COUNT {
+            publisher
+                .send(publish(
+                    "bp/t",
+                    &PAYLOAD,
+                    QosPid::AtLeastOnce(pid(i)),
+                    false,
+                ))
+                .await;
+            match publisher.recv().await {
+                Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, pid(i)),
+                other => panic!("publisher got {other:?} for message {i}"),
+            }
+        }
+    });
+    for _ in 0..COUNT {
+        let p = recv_publish(&mut fast).await;
+        assert_eq!(p.payload.len(), PAYLOAD.len());
+    }
+    tokio::time::timeout(WAIT, sender).await.unwrap().unwrap();
+    drop(slow);
+    broker.stop().await;
+}
