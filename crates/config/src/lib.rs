@@ -21,6 +21,7 @@ mod mtls;
 mod problem;
 mod read;
 mod ser;
+mod show;
 mod storage;
 #[cfg(test)]
 mod tests;

@@ -1,0 +1,362 @@
+//! The binary's configuration handling, end to end: `server check-config` and start-up with a
+//! configuration file, environment overrides and command-line overrides.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// A fresh root directory under the system temp dir, removed on drop.
+struct Root(PathBuf);
+
+impl Root {
+    fn new(name: &str) -> Root {
+        let dir =
+            std::env::temp_dir().join(format!("server-config-cli-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        Root(dir)
+    }
+
+    fn write(&self, name: &str, text: &str) -> PathBuf {
+        let path = self.0.join(name);
+        std::fs::write(&path, text).expect("write");
+        path
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Runs the binary with only `HOME` (the root) and `env` in its environment.
+fn server(root: &Path, args: &[&str], env: &[(&str, &str)]) -> Output {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    command.env_clear().env("HOME", root).args(args);
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    command.output().expect("the binary runs")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The effective value line for `key` in check-config's output.
+fn line_for<'a>(out: &'a str, key: &str) -> &'a str {
+    let prefix = format!("  {key}: ");
+    out.lines()
+        .find(|l| l.starts_with(&prefix))
+        .unwrap_or_else(|| panic!("no line for {key} in:\n{out}"))
+}
+
+const CONFIG: &str = "\
+mqtt:
+  network:
+    port: 1884
+    securePort: 8883
+    mtls:
+      user: null
+      required: false
+  webSocket: true
+  requireAuthentication: true
+  logging:
+    level: info
+http:
+  port: 9926
+";
+
+#[test]
+fn check_config_prints_effective_values_from_file_environment_and_command_line() {
+    let root = Root::new("effective");
+    root.write("harperdb-config.yaml", CONFIG);
+    let root_arg = root.0.to_str().expect("utf-8 temp dir");
+    let out = server(
+        &root.0,
+        &[
+            "check-config",
+            "--root",
+            root_arg,
+            "--MQTT_NETWORK_SECUREPORT",
+            "8885",
+        ],
+        &[
+            ("MQTT_NETWORK_SECUREPORT", "8884"),
+            ("MQTT_REQUIREAUTHENTICATION", "false"),
+            ("mqtt_limits_maxinflight", "7"),
+        ],
+    );
+    let text = stdout(&out);
+    assert!(
+        out.status.success(),
+        "exit {:?}\n{text}\n{}",
+        out.status,
+        stderr(&out)
+    );
+    assert!(
+        text.contains(&format!(
+            "config file: {}",
+            root.0.join("harperdb-config.yaml").display()
+        )),
+        "{text}"
+    );
+    assert_eq!(
+        line_for(&text, "mqtt.network.port"),
+        "  mqtt.network.port: 1884"
+    );
+    assert_eq!(
+        line_for(&text, "mqtt.network.securePort"),
+        "  mqtt.network.securePort: 8885  # command line --MQTT_NETWORK_SECUREPORT"
+    );
+    assert_eq!(
+        line_for(&text, "mqtt.requireAuthentication"),
+        "  mqtt.requireAuthentication: false  # environment variable MQTT_REQUIREAUTHENTICATION"
+    );
+    assert!(
+        line_for(&text, "mqtt.limits.maxInflight").starts_with("  mqtt.limits.maxInflight: 7  #"),
+        "{text}"
+    );
+    assert_eq!(
+        line_for(&text, "mqtt.network.mtls.user"),
+        "  mqtt.network.mtls.user: null"
+    );
+    assert_eq!(
+        line_for(&text, "mqtt.logging.level"),
+        "  mqtt.logging.level: \"info\""
+    );
+    assert!(
+        text.contains("MQTT: TCP: 1884, TLS: 8885, WS: 9926"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_config_fails_on_a_bad_config_listing_every_error() {
+    let root = Root::new("bad");
+    root.write(
+        "harperdb-config.yaml",
+        "mqtt:\n  network:\n    port: 70000\n    mtls:\n      certificateVerification:\n        failureMode: maybe\n  \
+         requireAuthentication: perhaps\n  webSokcet: true\n",
+    );
+    let out = server(
+        &root.0,
+        &["check-config", "--root", root.0.to_str().expect("utf-8")],
+        &[],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("error: mqtt.network.port = 70000: expected a port from 1 to 65535"),
+        "key path, value and what is allowed:\n{text}"
+    );
+    assert!(
+        text.contains(
+            "error: mqtt.network.mtls.certificateVerification.failureMode = \"maybe\": expected one of \
+             \"fail-open\", \"fail-closed\""
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("error: mqtt.requireAuthentication = \"perhaps\": expected true or false"),
+        "{text}"
+    );
+    assert!(
+        text.contains(
+            "warning: mqtt.webSokcet: unknown key, ignored; did you mean mqtt.webSocket?"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("3 error(s), 1 warning(s)"), "{text}");
+    assert!(
+        stderr(&out).contains("the configuration has 3 error(s)"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn check_config_names_the_environment_variable_behind_a_bad_value() {
+    let root = Root::new("bad-env");
+    let out = server(
+        &root.0,
+        &["check-config", "--root", root.0.to_str().expect("utf-8")],
+        &[("MQTT_NETWORK_PORT", "-5")],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stdout(&out).contains(
+            "error: mqtt.network.port = \"-5\" (from environment variable MQTT_NETWORK_PORT)"
+        ),
+        "{}",
+        stdout(&out)
+    );
+}
+
+#[test]
+fn check_config_reports_named_certificate_files_that_do_not_exist() {
+    let root = Root::new("files");
+    let config = root.write(
+        "custom.yaml",
+        "tls:\n  certificate: ~/keys/cert.pem\n  privateKey: ~/keys/key.pem\n  certificateAuthority: ~/keys/ca.pem\n",
+    );
+    let out = server(
+        &root.0,
+        &[
+            "check-config",
+            "--config",
+            config.to_str().expect("utf-8"),
+            "--root",
+            "~",
+        ],
+        &[],
+    );
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    for key in [
+        "tls.certificate",
+        "tls.privateKey",
+        "tls.certificateAuthority",
+    ] {
+        assert!(text.contains(&format!("error: {key} = ")), "{key}:\n{text}");
+    }
+    assert!(
+        text.contains(&format!("{}", root.0.join("keys/cert.pem").display())),
+        "{text}"
+    );
+    assert!(
+        text.contains("does not exist; expected a readable PEM file"),
+        "{text}"
+    );
+}
+
+#[test]
+fn check_config_redacts_inline_keys() {
+    let root = Root::new("redact");
+    let secret = "-----BEGIN PRIVATE KEY-----\nTOPSECRETKEYMATERIAL\n-----END PRIVATE KEY-----\n";
+    let out = server(
+        &root.0,
+        &["check-config", "--root", root.0.to_str().expect("utf-8")],
+        &[
+            ("TLS_CERTIFICATE", "/nonexistent/cert.pem"),
+            ("TLS_PRIVATEKEY", secret),
+        ],
+    );
+    let text = stdout(&out) + &stderr(&out);
+    assert!(
+        text.contains("tls.privateKey: \"<redacted PEM>\""),
+        "{text}"
+    );
+    assert!(!text.contains("TOPSECRETKEYMATERIAL"), "{text}");
+}
+
+#[test]
+fn a_missing_config_file_named_on_the_command_line_is_an_error() {
+    let root = Root::new("missing");
+    let out = server(
+        &root.0,
+        &[
+            "check-config",
+            "--root",
+            root.0.to_str().expect("utf-8"),
+            "--config",
+            "/nonexistent.yaml",
+        ],
+        &[],
+    );
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("cannot read the configuration file /nonexistent.yaml"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+#[test]
+fn without_a_file_the_defaults_apply_under_rootpath() {
+    let root = Root::new("rootpath");
+    let out = server(
+        &root.0,
+        &["check-config"],
+        &[("ROOTPATH", root.0.to_str().expect("utf-8"))],
+    );
+    let text = stdout(&out);
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("(not found: built-in defaults)"), "{text}");
+    assert!(
+        text.contains("MQTT: TCP: 1883, TLS: 8883, WS: 9926"),
+        "{text}"
+    );
+    assert!(
+        line_for(&text, "mqtt.storage.path")
+            .contains(&root.0.join("mqtt-data").display().to_string())
+    );
+}
+
+#[test]
+fn usage_errors_exit_with_2() {
+    let root = Root::new("usage");
+    let out = server(&root.0, &["--prot", "1"], &[]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(stderr(&out).contains("unknown option `--prot`"));
+}
+
+#[test]
+fn start_up_stops_on_a_bad_config_with_every_message() {
+    let root = Root::new("run-bad");
+    root.write(
+        "harperdb-config.yaml",
+        "mqtt:\n  network:\n    port: 8883\n  requireAuthentication: sometimes\n",
+    );
+    let out = server(&root.0, &["--root", root.0.to_str().expect("utf-8")], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    let err = stderr(&out);
+    assert!(
+        err.contains(
+            "error: mqtt.network.securePort = 8883: port 8883 is also used by mqtt.network.port"
+        ),
+        "{err}"
+    );
+    assert!(err.contains("error: mqtt.requireAuthentication"), "{err}");
+    assert!(
+        !stdout(&out).contains("MQTT:"),
+        "no banner for a config that cannot run"
+    );
+}
+
+#[test]
+fn start_up_prints_the_banner_and_logs_it_then_says_the_broker_is_missing() {
+    let root = Root::new("run");
+    root.write("harperdb-config.yaml", CONFIG);
+    let out = server(
+        &root.0,
+        &["--root", root.0.to_str().expect("utf-8")],
+        &[("MQTT_NETWORK_SECUREPORT", "0")],
+    );
+    let text = stdout(&out);
+    assert!(
+        text.lines().any(|l| l == "MQTT: TCP: 1884, WS: 9926"),
+        "{text}"
+    );
+    assert!(
+        text.contains(&format!("root: {}", root.0.display())),
+        "{text}"
+    );
+    assert!(text.contains("harperdb-config.yaml"), "{text}");
+    // Until the broker is wired in, the binary must not pretend to serve.
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("the broker is not implemented yet"),
+        "{}",
+        stderr(&out)
+    );
+    let log = std::fs::read_to_string(root.0.join("log/hdb.log")).expect("the main log exists");
+    assert!(
+        log.contains("[mqtt] [notify]: MQTT: TCP: 1884, WS: 9926"),
+        "{log}"
+    );
+}
