@@ -18,7 +18,7 @@ use crate::Config;
 use crate::error::LoadError;
 use crate::keys::{key_for_override, unknown_mqtt_keys};
 use crate::problem::{Problem, Problems, Severity};
-use crate::read::{Node, Reader, expand_home};
+use crate::read::{Node, Reader, expand_home, origin_of};
 
 /// The configuration file's name in the root directory.
 pub const CONFIG_FILE_NAME: &str = "harperdb-config.yaml";
@@ -209,16 +209,7 @@ where
 /// Fills in the origin of a problem found on the typed configuration.
 fn with_origin(mut problem: Problem, origins: &BTreeMap<String, String>) -> Problem {
     if problem.origin.is_none() {
-        let mut candidate = problem.key.as_str();
-        problem.origin = loop {
-            if let Some(origin) = origins.get(candidate) {
-                break Some(origin.clone());
-            }
-            match candidate.rfind('.') {
-                Some(dot) => candidate = &candidate[..dot],
-                None => break None,
-            }
-        };
+        problem.origin = origin_of(origins, &problem.key);
     }
     problem
 }

@@ -148,15 +148,8 @@ impl<'a> Reader<'a> {
         });
     }
 
-    /// Where the value at `path` came from, when an override set it or one of its parents.
     fn origin(&self, path: &str) -> Option<String> {
-        let mut candidate = path;
-        loop {
-            if let Some(origin) = self.origins.get(candidate) {
-                return Some(origin.clone());
-            }
-            candidate = &candidate[..candidate.rfind('.')?];
-        }
+        origin_of(self.origins, path)
     }
 
     /// A section: `true` when `node` is a mapping, `false` when absent or null. Anything else is an
@@ -311,8 +304,7 @@ impl<'a> Reader<'a> {
         }
     }
 
-    /// One of a fixed set of words, matched without regard to case; `allowed` lists them for the
-    /// message.
+    /// One of a fixed set of words, matched without regard to case; the message lists them.
     pub fn choice<T: Copy>(&mut self, node: &Node<'_>, choices: &[(&str, T)]) -> Read<T> {
         let value = match node.value {
             None => return Read::Absent,
@@ -332,6 +324,17 @@ impl<'a> Reader<'a> {
                 Read::Invalid
             }
         }
+    }
+}
+
+/// Where the value at `path` came from, when an override set it or one of its parents.
+pub(crate) fn origin_of(origins: &BTreeMap<String, String>, path: &str) -> Option<String> {
+    let mut candidate = path;
+    loop {
+        if let Some(origin) = origins.get(candidate) {
+            return Some(origin.clone());
+        }
+        candidate = &candidate[..candidate.rfind('.')?];
     }
 }
 
