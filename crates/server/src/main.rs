@@ -12,7 +12,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use config::{Config, Loaded};
+use config::{Config, ListenerKind, Loaded};
 
 use crate::cli::{Command, Options};
 use crate::logging::{LogHandle, NOTIFY};
@@ -180,12 +180,6 @@ fn run(options: &Options) -> anyhow::Result<()> {
         eprintln!("{warning}");
         tracing::warn!("configuration: {warning}");
     }
-    let banner = banner(&config);
-    let file = sources.describe_file();
-    println!("{banner}");
-    println!("root: {}, config file: {file}", sources.root.display());
-    tracing::info!(target: NOTIFY, root = %sources.root.display(), config_file = %file, "{banner}");
-
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -193,16 +187,117 @@ fn run(options: &Options) -> anyhow::Result<()> {
     runtime.block_on(serve(config, sources, log))
 }
 
-/// Serves until shutdown.
+/// Binds the listeners, prints the banner, and serves until SIGINT or SIGTERM.
 async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Result<()> {
-    let reloader = tokio::spawn(reload_logging_on_sighup(sources, log, config.clone()));
+    let mut bound = Vec::new();
+    let mut listeners = Vec::new();
+    for listener in config.listeners() {
+        if listener.kind != ListenerKind::Tcp {
+            // TLS and WebSocket listeners arrive with the transport crate.
+            tracing::warn!(
+                key = listener.key,
+                "{} listener on {} is not implemented yet; not listening",
+                listener.kind,
+                listener.addr
+            );
+            continue;
+        }
+        let tcp = bind(&listener.addr)
+            .await
+            .with_context(|| format!("{}: cannot listen on {}", listener.key, listener.addr))?;
+        let shown = match listener.addr {
+            config::BindAddress::AllInterfaces(port) => port.to_string(),
+            config::BindAddress::Addr(_) => tcp.local_addr()?.to_string(),
+        };
+        bound.push(format!("{}: {shown}", listener.kind));
+        listeners.push(tcp);
+    }
+    let banner = if bound.is_empty() {
+        "MQTT: no listener is on".to_owned()
+    } else {
+        format!("MQTT: {}", bound.join(", "))
+    };
+    let file = sources.describe_file();
+    println!("{banner}");
+    println!("root: {}, config file: {file}", sources.root.display());
+    tracing::info!(target: NOTIFY, root = %sources.root.display(), config_file = %file, "{banner}");
+    if config.mqtt.require_authentication {
+        tracing::warn!(
+            "mqtt.requireAuthentication is true, but users and passwords are not implemented yet: \
+             every client is let in"
+        );
+    }
 
-    // ==== BROKER START: the broker is wired in here. ====
-    // Map `config` onto the broker's options and listeners (`config.listeners()`, `config.mqtt.limits`,
-    // …), run it until SIGINT/SIGTERM, and keep `reloader` alive while it runs. Until then the
-    // binary stops here rather than pretend to serve.
+    let broker = server::Broker::new(broker_options(&config));
+    let reloader = tokio::spawn(reload_logging_on_sighup(sources, log, config));
+    broker.run(listeners, shutdown_signal()).await;
     reloader.abort();
-    anyhow::bail!("the broker is not implemented yet: nothing is listening")
+    tracing::info!(target: NOTIFY, "MQTT: stopped");
+    Ok(())
+}
+
+/// The broker's options from `mqtt.limits`.
+fn broker_options(config: &Config) -> server::BrokerOptions {
+    let limits = &config.mqtt.limits;
+    let defaults = server::BrokerOptions::default();
+    server::BrokerOptions {
+        max_packet_size: limits
+            .max_packet_size
+            .unwrap_or(const { std::num::NonZeroU32::new(config::PROTOCOL_MAX_PACKET_SIZE).expect("non-zero") }),
+        receive_maximum: limits.receive_maximum,
+        max_inflight: limits.max_inflight,
+        max_queued_messages: limits.max_queued_messages.get() as usize,
+        max_topic_alias: limits.max_topic_alias.map_or(0, |a| a.get()),
+        max_keep_alive: limits
+            .max_keep_alive
+            .and_then(|d| u16::try_from(d.as_secs()).ok())
+            .and_then(std::num::NonZeroU16::new)
+            .unwrap_or(defaults.max_keep_alive),
+        connect_timeout: limits.connect_timeout,
+        ..defaults
+    }
+}
+
+/// Binds one listener address. "Every interface" is `[::]`, which also accepts IPv4 on Linux,
+/// falling back to `0.0.0.0` where IPv6 is unavailable.
+async fn bind(addr: &config::BindAddress) -> std::io::Result<tokio::net::TcpListener> {
+    use std::net::{Ipv4Addr, Ipv6Addr, SocketAddr};
+    match addr {
+        config::BindAddress::Addr(a) => tokio::net::TcpListener::bind(a).await,
+        config::BindAddress::AllInterfaces(port) => {
+            let v6 = SocketAddr::from((Ipv6Addr::UNSPECIFIED, port.get()));
+            match tokio::net::TcpListener::bind(v6).await {
+                Ok(l) => Ok(l),
+                Err(_) => {
+                    tokio::net::TcpListener::bind(SocketAddr::from((
+                        Ipv4Addr::UNSPECIFIED,
+                        port.get(),
+                    )))
+                    .await
+                }
+            }
+        }
+    }
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot watch SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::select! {
+        _ = tokio::signal::ctrl_c() => {}
+        _ = term => {}
+    }
+    tracing::info!(target: NOTIFY, "MQTT: shutting down");
 }
 
 /// On each SIGHUP, re-reads the configuration and applies its logging settings; everything else

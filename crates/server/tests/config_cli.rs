@@ -329,34 +329,69 @@ fn start_up_stops_on_a_bad_config_with_every_message() {
 }
 
 #[test]
-fn start_up_prints_the_banner_and_logs_it_then_says_the_broker_is_missing() {
+fn start_up_serves_mqtt_on_the_configured_port_and_stops_on_sigterm() {
+    use std::io::{BufRead, BufReader, Read, Write};
     let root = Root::new("run");
     root.write("harperdb-config.yaml", CONFIG);
-    let out = server(
-        &root.0,
-        &["--root", root.0.to_str().expect("utf-8")],
-        &[("MQTT_NETWORK_SECUREPORT", "0")],
-    );
-    let text = stdout(&out);
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("HOME", &root.0)
+        .args(["--root", root.0.to_str().expect("utf-8")])
+        // The file says 1884 on every interface; the environment narrows it to a free loopback
+        // port, and turns off the listeners that are not implemented yet.
+        .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
+        .env("MQTT_NETWORK_SECUREPORT", "0")
+        .env("MQTT_WEBSOCKET", "false")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner = lines.next().expect("a banner line").expect("utf-8");
+    let addr = banner
+        .strip_prefix("MQTT: TCP: ")
+        .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
+        .to_owned();
+    let second = lines.next().expect("a root line").expect("utf-8");
     assert!(
-        text.lines().any(|l| l == "MQTT: TCP: 1884, WS: 9926"),
-        "{text}"
+        second.contains(&format!("root: {}", root.0.display())),
+        "{second}"
     );
-    assert!(
-        text.contains(&format!("root: {}", root.0.display())),
-        "{text}"
-    );
-    assert!(text.contains("harperdb-config.yaml"), "{text}");
-    // Until the broker is wired in, the binary must not pretend to serve.
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        stderr(&out).contains("the broker is not implemented yet"),
-        "{}",
-        stderr(&out)
-    );
+    assert!(second.contains("harperdb-config.yaml"), "{second}");
+
+    // A v5 CONNECT (client id "cli") gets a successful CONNACK.
+    let mut stream = std::net::TcpStream::connect(&addr).expect("the broker listens");
+    stream
+        .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .expect("timeout");
+    stream
+        .write_all(&[
+            0x10, 16, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0, 3, b'c', b'l', b'i',
+        ])
+        .expect("send CONNECT");
+    let mut head = [0u8; 4];
+    stream.read_exact(&mut head).expect("CONNACK");
+    assert_eq!(&head[..1], &[0x20], "CONNACK");
+    let mut rest = vec![0u8; usize::from(head[1]) - 2];
+    stream.read_exact(&mut rest).expect("CONNACK properties");
+    assert_eq!(head[3], 0x00, "CONNACK success");
+
+    // SIGTERM: the client is told the server is shutting down (0x8B), and the process exits 0.
+    let killed = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(killed.success());
+    let mut disconnect = [0u8; 3];
+    stream.read_exact(&mut disconnect).expect("DISCONNECT");
+    assert_eq!(disconnect, [0xE0, 0x01, 0x8B]);
+    let status = child.wait().expect("the broker exits");
+    assert_eq!(status.code(), Some(0));
+
     let log = std::fs::read_to_string(root.0.join("log/hdb.log")).expect("the main log exists");
     assert!(
-        log.contains("[mqtt] [notify]: MQTT: TCP: 1884, WS: 9926"),
+        log.contains(&format!("[mqtt] [notify]: MQTT: TCP: {addr}")),
         "{log}"
     );
+    assert!(log.contains("client connected"), "{log}");
 }
