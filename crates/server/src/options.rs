@@ -5,6 +5,7 @@ use std::num::{NonZeroU16, NonZeroU32};
 use std::time::Duration;
 
 /// Limits and timeouts of one broker. Every limit is announced to MQTT 5 clients in CONNACK.
+/// The defaults are those of `mqtt.limits` in the configuration.
 #[derive(Debug, Clone)]
 pub struct BrokerOptions {
     /// Largest packet accepted from a client, fixed header included (CONNACK Maximum Packet
@@ -39,9 +40,9 @@ impl Default for BrokerOptions {
     fn default() -> Self {
         Self {
             max_packet_size: NonZeroU32::new(1 << 20).expect("non-zero literal"),
-            receive_maximum: NonZeroU16::new(1024).expect("non-zero literal"),
-            max_inflight: NonZeroU16::new(1024).expect("non-zero literal"),
-            max_queued_messages: 10_000,
+            receive_maximum: NonZeroU16::new(128).expect("non-zero literal"),
+            max_inflight: NonZeroU16::new(32).expect("non-zero literal"),
+            max_queued_messages: 1000,
             max_topic_alias: 64,
             max_keep_alive: NonZeroU16::new(65_535).expect("non-zero literal"),
             max_session_expiry: None,
