@@ -519,24 +519,35 @@ async fn overlapping_subscriptions_deliver_one_copy_with_all_identifiers() {
 }
 
 #[tokio::test]
-async fn packet_ids_in_flight_are_not_reused() {
+async fn inflight_window_holds_and_packet_ids_are_not_reused() {
     let broker = TestBroker::start().await;
+    let window = usize::from(BrokerOptions::default().max_inflight.get());
     let mut sub = Raw::connect(broker.addr, V5, "ids").await;
     subscribe(&mut sub, "ids", QoS::AtLeastOnce).await;
     let mut publisher = Raw::connect(broker.addr, V5, "ids-pub").await;
-    for i in 1..=50u16 {
+    for i in 1..=(window as u16 + 10) {
         publisher
             .send(publish("ids", b"m", QosPid::AtLeastOnce(pid(i)), false))
             .await;
     }
-    let mut seen = std::collections::HashSet::new();
-    for _ in 0..50 {
-        let p = recv_publish(&mut sub).await;
+    let mut in_flight = Vec::new();
+    for _ in 0..window {
+        let id = recv_publish(&mut sub).await.qos.packet_id().unwrap();
         assert!(
-            seen.insert(p.qos.packet_id().unwrap()),
-            "packet id reused while in flight"
+            !in_flight.contains(&id),
+            "packet id {id} reused while in flight"
         );
+        in_flight.push(id);
     }
+    // The window is full: nothing more until an acknowledgement.
+    sub.expect_silence(Duration::from_millis(200)).await;
+    let acked = in_flight.remove(0);
+    sub.send(Packet::PubAck(PubAck::new(acked))).await;
+    let next = recv_publish(&mut sub).await.qos.packet_id().unwrap();
+    assert!(
+        !in_flight.contains(&next),
+        "packet id {next} reused while in flight"
+    );
     broker.stop().await;
 }
 
