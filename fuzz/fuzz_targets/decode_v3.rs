@@ -1,0 +1,7 @@
+//! MQTT 3.1.1 decoding: any bytes, as a stream of packets.
+#![no_main]
+
+use codec::ProtocolVersion;
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| codec_fuzz::decode_stream(data, ProtocolVersion::V3_1_1));
