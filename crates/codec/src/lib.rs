@@ -22,6 +22,7 @@ mod error;
 mod packet;
 mod properties;
 mod reason;
+mod scan;
 mod topic;
 mod types;
 mod wire;

@@ -365,7 +365,10 @@ pub(crate) fn decode<P: PropertySet>(r: &mut Reader, packet: PacketType) -> Resu
 /// Writes a property block with its length prefix; `body_len` comes from [`PropertySet::body_len`].
 pub(crate) fn put<P: PropertySet>(set: &P, body_len: usize, buf: &mut BytesMut) {
     wire::put_varint(buf, body_len);
-    set.put(buf);
+    // Most packets carry no properties: skip walking every field of the set.
+    if body_len > 0 {
+        set.put(buf);
+    }
 }
 
 macro_rules! property_set {

@@ -6,6 +6,7 @@ use std::fmt;
 use bytes::Bytes;
 
 use crate::error::DecodeError;
+use crate::scan;
 use crate::types::MqttString;
 
 /// The prefix of a shared subscription filter.
@@ -29,10 +30,18 @@ impl TopicName {
 
     /// Validates a topic name that may be empty (a PUBLISH relying on its Topic Alias).
     pub fn new_or_empty(s: MqttString) -> Result<Self, DecodeError> {
-        if s.as_bytes().iter().any(|&b| b == b'+' || b == b'#') {
+        if has_wildcard(s.as_bytes()) {
             return Err(DecodeError::WildcardInTopicName);
         }
         Ok(Self(s))
+    }
+
+    /// Decodes a PUBLISH topic that may be empty, validating string and name in one pass.
+    pub(crate) fn decode_or_empty(bytes: Bytes) -> Result<Self, DecodeError> {
+        match MqttString::from_bytes_find_wildcard(bytes)? {
+            (_, true) => Err(DecodeError::WildcardInTopicName),
+            (s, false) => Ok(Self(s)),
+        }
     }
 
     /// The empty name: only valid in a v5 PUBLISH that carries a Topic Alias.
@@ -116,7 +125,7 @@ impl TopicFilter {
                     .find('/')
                     .ok_or(DecodeError::InvalidSharedSubscription)?;
                 let group = &rest[..slash];
-                if group.is_empty() || group.contains(['+', '#']) {
+                if group.is_empty() || has_wildcard(group.as_bytes()) {
                     return Err(DecodeError::InvalidSharedSubscription);
                 }
                 let start = SHARE_PREFIX.len() + slash + 1;
@@ -197,19 +206,20 @@ impl fmt::Display for TopicFilter {
     }
 }
 
+/// True when `bytes` holds `+` or `#`. No early exit, so the compiler vectorises it.
+fn has_wildcard(bytes: &[u8]) -> bool {
+    bytes
+        .iter()
+        .fold(false, |found, &b| found | (b == b'+') | (b == b'#'))
+}
+
 /// Checks the wildcard rules of §4.7.1 on a filter without a share prefix.
 fn validate_filter_levels(filter: &str) -> Result<(), DecodeError> {
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        let is_last = levels.peek().is_none();
-        match level {
-            "#" if is_last => {}
-            "+" => {}
-            _ if level.contains(['+', '#']) => return Err(DecodeError::InvalidWildcard),
-            _ => {}
-        }
+    if scan::has_misplaced_wildcard(filter.as_bytes()) {
+        Err(DecodeError::InvalidWildcard)
+    } else {
+        Ok(())
     }
-    Ok(())
 }
 
 /// Whether `filter` (already validated, without a share prefix) matches `topic` (a topic name).
@@ -324,6 +334,20 @@ mod tests {
             TopicName::try_from("a/#"),
             Err(DecodeError::WildcardInTopicName)
         );
+    }
+
+    #[test]
+    fn publish_topic_checks_string_and_wildcards_in_one_pass() {
+        let decode = |b: &'static [u8]| TopicName::decode_or_empty(Bytes::from_static(b));
+        assert_eq!(decode(b"a/b").map(|t| t.len()), Ok(3));
+        assert_eq!(decode(b"").map(|t| t.is_empty()), Ok(true));
+        // "é/x": not ASCII, so the full UTF-8 check runs, and accepts it.
+        assert_eq!(decode(b"\xC3\xA9/x").map(|t| t.len()), Ok(4));
+        assert_eq!(decode(b"a/+"), Err(DecodeError::WildcardInTopicName));
+        assert_eq!(decode(b"\xC3\xA9/#"), Err(DecodeError::WildcardInTopicName));
+        // A surrogate (ED A0 80) and a NUL keep their own errors.
+        assert_eq!(decode(b"a\xED\xA0\x80"), Err(DecodeError::InvalidUtf8));
+        assert_eq!(decode(b"a\x00b"), Err(DecodeError::NullCharacter));
     }
 
     #[test]

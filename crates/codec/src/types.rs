@@ -149,11 +149,25 @@ pub struct MqttString(Bytes);
 impl MqttString {
     /// Validates bytes as an MQTT string.
     pub fn from_bytes(bytes: Bytes) -> Result<Self, DecodeError> {
-        let s = std::str::from_utf8(&bytes).map_err(|_| DecodeError::InvalidUtf8)?;
-        if s.contains('\0') {
-            return Err(DecodeError::NullCharacter);
-        }
+        validate(&bytes)?;
         Ok(Self(bytes))
+    }
+
+    /// Validates bytes as an MQTT string and says whether it holds `+` or `#`: for a topic
+    /// name, one pass over the bytes where the two checks would take two. Most topics are ASCII
+    /// without NUL, which settles validity; anything else gets the full check.
+    pub(crate) fn from_bytes_find_wildcard(bytes: Bytes) -> Result<(Self, bool), DecodeError> {
+        // No early exit, so the compiler vectorises it; `b - 1 < 0x7F` holds for 0x01..=0x7F.
+        let (plain, wildcard) = bytes.iter().fold((true, false), |(plain, wild), &b| {
+            (
+                plain & (b.wrapping_sub(1) < 0x7F),
+                wild | (b == b'+') | (b == b'#'),
+            )
+        });
+        if !plain {
+            validate(&bytes)?;
+        }
+        Ok((Self(bytes), wildcard))
     }
 
     /// Copies a static string. Panics if it holds U+0000: meant for literals.
@@ -186,6 +200,24 @@ impl MqttString {
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+}
+
+/// Checks the rules of §1.5.4 that decoding enforces: well-formed UTF-8 and no U+0000.
+fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
+    // Most strings are ASCII without NUL, which is valid UTF-8: one pass settles them, and
+    // anything else gets the full check, which decides which error it is. The pass has no early
+    // exit so the compiler vectorises it; `b - 1 < 0x7F` holds exactly for 0x01..=0x7F.
+    let plain = bytes
+        .iter()
+        .fold(true, |ok, &b| ok & (b.wrapping_sub(1) < 0x7F));
+    if plain {
+        return Ok(());
+    }
+    let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+    if s.contains('\0') {
+        return Err(DecodeError::NullCharacter);
+    }
+    Ok(())
 }
 
 impl TryFrom<&str> for MqttString {
@@ -248,6 +280,41 @@ impl PartialEq<&str> for MqttString {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The rules as first written: std's UTF-8 check, then a search for U+0000.
+    fn reference(bytes: &[u8]) -> Result<(), DecodeError> {
+        let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
+        if s.contains('\0') {
+            return Err(DecodeError::NullCharacter);
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn fast_ascii_path_agrees_with_full_check_at_every_offset() {
+        // Multi-byte characters, a surrogate (ED A0 80), a stray continuation byte, a truncated
+        // sequence and NUL, each placed at every offset of ASCII strings of up to 40 bytes: past
+        // the 4-, 16- and 32-byte steps of the vectorised fast pass.
+        let inserts: &[&[u8]] = &[
+            &[0xC3, 0xA9],
+            &[0xF0, 0x9F, 0x98, 0x80],
+            &[0xED, 0xA0, 0x80],
+            &[0x80],
+            &[0xE2, 0x82],
+            &[0x00],
+            &[0x7F],
+        ];
+        for len in 0..=40 {
+            for at in 0..=len {
+                for insert in inserts {
+                    let mut s = vec![b'm'; len];
+                    s.splice(at..at, insert.iter().copied());
+                    let got = MqttString::from_bytes(Bytes::from(s.clone())).map(|_| ());
+                    assert_eq!(got, reference(&s), "{s:02x?}");
+                }
+            }
+        }
+    }
 
     #[test]
     fn rejects_null_character() {

@@ -184,8 +184,12 @@ impl Connect {
         let (remaining, props, will_props) = self.sizes()?;
         let v5 = self.protocol.is_v5();
         put_fixed_header(buf, PacketType::Connect, 0, remaining);
-        wire::put_binary(buf, self.protocol.name().as_bytes());
-        buf.put_u8(self.protocol.level());
+        // Protocol name and level are fixed per version: one append instead of three.
+        buf.put_slice(match self.protocol {
+            ProtocolVersion::V3_1 => b"\x00\x06MQIsdp\x03",
+            ProtocolVersion::V3_1_1 => b"\x00\x04MQTT\x04",
+            ProtocolVersion::V5 => b"\x00\x04MQTT\x05",
+        });
         let mut flags = 0;
         if self.clean_start {
             flags |= CLEAN_START;
@@ -202,8 +206,8 @@ impl Connect {
         if self.password.is_some() {
             flags |= PASSWORD;
         }
-        buf.put_u8(flags);
-        buf.put_u16(self.keep_alive);
+        let [keep_alive_hi, keep_alive_lo] = self.keep_alive.to_be_bytes();
+        buf.put_slice(&[flags, keep_alive_hi, keep_alive_lo]);
         if v5 {
             properties::put(&self.properties, props, buf);
         }

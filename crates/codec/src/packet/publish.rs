@@ -2,12 +2,12 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 
-use super::{PacketType, check_remaining, put_fixed_header};
+use super::{Packet, PacketType, check_remaining, put_fixed_header};
 use crate::error::{DecodeError, EncodeError};
 use crate::properties::{self, AckProperties, PropertySet, PublishProperties};
 use crate::reason::ReasonCode;
 use crate::topic::TopicName;
-use crate::types::{MqttString, PacketId, QoS, QosPid};
+use crate::types::{PacketId, QoS, QosPid};
 use crate::wire::{self, Reader};
 
 /// An application message on its way (§3.3).
@@ -40,14 +40,21 @@ impl Publish {
         }
     }
 
-    pub(crate) fn decode(flags: u8, mut r: Reader, v5: bool) -> Result<Self, DecodeError> {
+    /// Decodes a PUBLISH body into the value [`decode`](crate::decode) returns. Returning that
+    /// type, built in one expression, lets the packet be written where the caller wants it.
+    #[inline(always)]
+    pub(crate) fn decode_packet(
+        flags: u8,
+        mut r: Reader,
+        v5: bool,
+    ) -> Result<Option<Packet>, DecodeError> {
         let dup = flags & 0b1000 != 0;
         let qos = QoS::from_u8((flags >> 1) & 0b11)?;
         let retain = flags & 0b0001 != 0;
         if dup && qos == QoS::AtMostOnce {
             return Err(DecodeError::DupOnQoS0);
         }
-        let topic = TopicName::new_or_empty(MqttString::from_bytes(r.binary()?)?)?;
+        let topic = TopicName::decode_or_empty(r.binary()?)?;
         let qos = match qos {
             QoS::AtMostOnce => QosPid::AtMostOnce,
             QoS::AtLeastOnce => QosPid::AtLeastOnce(PacketId::decode(r.u16()?)?),
@@ -62,14 +69,14 @@ impl Publish {
         if topic.is_empty() && properties.topic_alias.is_none() {
             return Err(DecodeError::EmptyTopicName);
         }
-        Ok(Self {
+        Ok(Some(Packet::Publish(Self {
             dup,
             qos,
             retain,
             topic,
             properties,
             payload: r.rest(),
-        })
+        })))
     }
 
     /// Remaining length and, in MQTT 5, the property block's body length.

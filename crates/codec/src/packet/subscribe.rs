@@ -95,7 +95,8 @@ impl Subscribe {
         } else {
             SubscribeProperties::default()
         };
-        let mut filters = Vec::with_capacity(1);
+        // Grows to four entries on the first push: one allocation for the usual few filters.
+        let mut filters = Vec::new();
         while !r.is_empty() {
             let filter = TopicFilter::new(r.string()?)?;
             let options = SubscriptionOptions::decode(r.u8()?, v5)?;
@@ -232,7 +233,8 @@ impl Unsubscribe {
         } else {
             UnsubscribeProperties::default()
         };
-        let mut filters = Vec::with_capacity(1);
+        // Grows to four entries on the first push: one allocation for the usual few filters.
+        let mut filters = Vec::new();
         while !r.is_empty() {
             filters.push(TopicFilter::new(r.string()?)?);
         }
