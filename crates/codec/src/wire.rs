@@ -147,6 +147,15 @@ impl Reader {
         }
     }
 
+    /// Consumes the next byte if it is `value`.
+    pub(crate) fn skip_if(&mut self, value: u8) -> bool {
+        let hit = self.buf.first() == Some(&value);
+        if hit {
+            self.buf.advance(1);
+        }
+        hit
+    }
+
     /// The next `n` bytes, shared with the packet buffer.
     pub(crate) fn take(&mut self, n: usize) -> Result<Bytes, DecodeError> {
         self.need(n)?;

@@ -60,11 +60,23 @@ impl Publish {
             QoS::AtLeastOnce => QosPid::AtLeastOnce(PacketId::decode(r.u16()?)?),
             QoS::ExactlyOnce => QosPid::ExactlyOnce(PacketId::decode(r.u16()?)?),
         };
-        let properties = if v5 {
-            properties::decode::<PublishProperties>(&mut r, PacketType::Publish)?
-        } else {
-            PublishProperties::default()
-        };
+        // Most PUBLISHes have no properties (MQTT 3 never does): build those with the empty
+        // set in place rather than moving a decoded set into the packet.
+        if !v5 || r.skip_if(0) {
+            // [MQTT-3.3.2-1] needs a topic; without properties there is no alias to replace it.
+            if topic.is_empty() {
+                return Err(DecodeError::EmptyTopicName);
+            }
+            return Ok(Some(Packet::Publish(Self {
+                dup,
+                qos,
+                retain,
+                topic,
+                properties: PublishProperties::default(),
+                payload: r.rest(),
+            })));
+        }
+        let properties = properties::decode::<PublishProperties>(&mut r, PacketType::Publish)?;
         // [MQTT-3.3.2-1] needs a topic; MQTT 5 allows an empty one when an alias replaces it.
         if topic.is_empty() && properties.topic_alias.is_none() {
             return Err(DecodeError::EmptyTopicName);
