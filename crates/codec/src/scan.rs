@@ -1,15 +1,15 @@
-//! The topic-filter wildcard scan (§4.7.1), eight bytes at a time in a `u64` (SWAR).
+//! Byte scans behind string and topic validation, eight bytes at a time in a `u64` (SWAR).
 //!
-//! Filters are mostly a few dozen bytes: too short for the compiler's vector loops to pay for
-//! their set-up, and checking each wildcard's neighbours byte by byte costs several instructions
-//! per byte. This scan answers "is any wildcard misplaced?" with a few dozen integer operations
-//! per seven bytes. The tests check it against the rule as the spec words it.
+//! MQTT strings are mostly a few dozen bytes: too short for the compiler's vector loops to pay
+//! for their set-up, and byte-at-a-time loops cost several instructions per byte. These scans
+//! answer "is there any byte (or pair of neighbouring bytes) like this?" with a handful of
+//! integer operations per eight bytes. The tests check each against a plain reference.
 
 const LO: u64 = 0x0101_0101_0101_0101;
 const HI: u64 = 0x8080_8080_8080_8080;
 const LOW7: u64 = 0x7F7F_7F7F_7F7F_7F7F;
 
-/// Fills the lanes past the end of a short input: neither a wildcard nor `/`.
+/// Fills the lanes past the end of a short input: ASCII, not NUL, not a wildcard, not `/`.
 const PAD: u8 = b'a';
 
 /// Bit 7 set in each byte of `w` that equals `c`, and in no other. Exact per byte: the addition
@@ -25,6 +25,38 @@ const fn eq(w: u64, c: u8) -> u64 {
 #[inline]
 const fn wildcards(w: u64) -> u64 {
     eq(w | (LO * 0x08), b'+')
+}
+
+/// Non-zero when some byte of `w` is zero. Exact about "some", not about which byte: a borrow
+/// can also mark the byte after a zero byte.
+#[inline]
+const fn any_zero(w: u64) -> u64 {
+    w.wrapping_sub(LO) & !w & HI
+}
+
+/// Whether every byte of `bytes` is in 0x01..=0x7F (ASCII without NUL, so valid UTF-8 without
+/// U+0000), and whether any is `+` or `#`. Every byte is read: the words cover the input, the
+/// last one overlapping the one before when the length is not a multiple of eight.
+/// `MqttString::as_str` relies on the first answer.
+#[inline]
+pub(crate) fn classify(bytes: &[u8]) -> (bool, bool) {
+    // Per word: bit 7 set somewhere if a byte is NUL or not ASCII, or is a wildcard.
+    let odd = |w: u64| any_zero(w) | (w & HI);
+    let wild = |w: u64| any_zero((w | (LO * 0x08)) ^ (LO * u64::from(b'+')));
+    let (mut bad, mut wildcard) = (0, 0);
+    if let Some(last) = bytes.last_chunk::<8>() {
+        let (words, _) = bytes.as_chunks::<8>();
+        for w in words.iter().chain([last]) {
+            let w = u64::from_le_bytes(*w);
+            bad |= odd(w);
+            wildcard |= wild(w);
+        }
+    } else {
+        let w = padded(bytes);
+        bad = odd(w);
+        wildcard = wild(w);
+    }
+    (bad == 0, wildcard != 0)
 }
 
 /// The eight bytes at `at`; callers only ask for words inside `s`.
@@ -55,7 +87,7 @@ pub(crate) fn has_misplaced_wildcard(bytes: &[u8]) -> bool {
     if n < 2 {
         return false;
     }
-    if n <= 8 {
+    if n < 8 {
         // Padding after the end neither is nor needs a `/`, so only the real pairs count.
         return misplaced_pairs(padded(bytes), n - 1);
     }
@@ -75,17 +107,21 @@ pub(crate) fn has_misplaced_wildcard(bytes: &[u8]) -> bool {
 /// lane 0 being the first byte) breaks the wildcard rule.
 #[inline]
 fn misplaced_pairs(w: u64, pairs: usize) -> bool {
-    let wild = wildcards(w);
+    // Lanes 0..=pairs take part in the pairs; most words of most filters hold no wildcard.
+    let used = if pairs >= 7 {
+        u64::MAX
+    } else {
+        (1u64 << (8 * (pairs + 1))) - 1
+    };
+    let wild = wildcards(w) & used;
+    if wild == 0 {
+        return false;
+    }
     let slash = eq(w, b'/');
     // Little-endian: shifting right by a byte moves lane `i + 1` into lane `i`.
     let (next_wild, next_slash) = (wild >> 8, slash >> 8);
     let bad = eq(w, b'#') | (next_wild & !slash) | (wild & !next_slash);
-    let lanes = if pairs >= 8 {
-        u64::MAX
-    } else {
-        (1u64 << (8 * pairs)) - 1
-    };
-    bad & lanes != 0
+    bad & (used >> 8) != 0
 }
 
 #[cfg(test)]
@@ -120,6 +156,31 @@ mod tests {
             out.extend(last.iter().cloned());
         }
         out
+    }
+
+    #[test]
+    fn classify_sees_every_byte() {
+        for len in 0..=40 {
+            for at in 0..len {
+                for (b, plain, wild) in [
+                    (0x00, false, false),
+                    (0x01, true, false),
+                    (0x7F, true, false),
+                    (0x80, false, false),
+                    (0xFF, false, false),
+                    (b'+', true, true),
+                    (b'#', true, true),
+                    (b'*', true, false),
+                    (b'+' | 0x80, false, false),
+                    (b'/', true, false),
+                ] {
+                    let mut s = vec![b'x'; len];
+                    s[at] = b;
+                    assert_eq!(classify(&s), (plain, wild), "{b:#04x} at {at} of {len}");
+                }
+            }
+            assert_eq!(classify(&vec![b'x'; len]), (true, false));
+        }
     }
 
     #[test]

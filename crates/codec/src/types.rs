@@ -7,6 +7,7 @@ use std::num::NonZeroU16;
 use bytes::Bytes;
 
 use crate::error::DecodeError;
+use crate::scan;
 
 /// The protocol version a connection speaks, from the CONNECT protocol level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -157,13 +158,7 @@ impl MqttString {
     /// name, one pass over the bytes where the two checks would take two. Most topics are ASCII
     /// without NUL, which settles validity; anything else gets the full check.
     pub(crate) fn from_bytes_find_wildcard(bytes: Bytes) -> Result<(Self, bool), DecodeError> {
-        // No early exit, so the compiler vectorises it; `b - 1 < 0x7F` holds for 0x01..=0x7F.
-        let (plain, wildcard) = bytes.iter().fold((true, false), |(plain, wild), &b| {
-            (
-                plain & (b.wrapping_sub(1) < 0x7F),
-                wild | (b == b'+') | (b == b'#'),
-            )
-        });
+        let (plain, wildcard) = scan::classify(&bytes);
         if !plain {
             validate(&bytes)?;
         }
@@ -204,13 +199,9 @@ impl MqttString {
 
 /// Checks the rules of §1.5.4 that decoding enforces: well-formed UTF-8 and no U+0000.
 fn validate(bytes: &[u8]) -> Result<(), DecodeError> {
-    // Most strings are ASCII without NUL, which is valid UTF-8: one pass settles them, and
-    // anything else gets the full check, which decides which error it is. The pass has no early
-    // exit so the compiler vectorises it; `b - 1 < 0x7F` holds exactly for 0x01..=0x7F.
-    let plain = bytes
-        .iter()
-        .fold(true, |ok, &b| ok & (b.wrapping_sub(1) < 0x7F));
-    if plain {
+    // Most strings are ASCII without NUL, which is valid UTF-8: one fast scan settles them, and
+    // anything else gets the full check, which decides which error it is.
+    if scan::classify(bytes).0 {
         return Ok(());
     }
     let s = std::str::from_utf8(bytes).map_err(|_| DecodeError::InvalidUtf8)?;
