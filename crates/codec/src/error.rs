@@ -213,6 +213,11 @@ pub enum EncodeError {
     /// The packet type does not exist in the protocol version (AUTH in MQTT 3).
     #[error("{0:?} does not exist in MQTT 3")]
     NotInVersion(PacketType),
+    /// The value breaks a rule the decoder enforces, so the peer would reject the packet:
+    /// DUP on QoS 0, an MQTT 3.1.1 password without a user name, No Local on a shared
+    /// subscription.
+    #[error("packet breaks a protocol rule: {0}")]
+    Invalid(DecodeError),
     /// SUBSCRIBE/UNSUBSCRIBE without topic filters, or SUBACK/UNSUBACK without reason codes.
     #[error("{0:?} needs at least one entry in its payload")]
     EmptyPayload(PacketType),

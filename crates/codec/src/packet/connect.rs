@@ -150,6 +150,9 @@ impl Connect {
     /// Remaining length, CONNECT property body length, will property body length.
     pub(crate) fn sizes(&self) -> Result<(usize, usize, usize), EncodeError> {
         let v5 = self.protocol.is_v5();
+        if !v5 && self.password.is_some() && self.username.is_none() {
+            return Err(EncodeError::Invalid(DecodeError::PasswordWithoutUsername));
+        }
         let mut len = 2 + self.protocol.name().len() + 1 + 1 + 2;
         let mut props = 0;
         let mut will_props = 0;

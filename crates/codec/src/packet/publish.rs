@@ -96,6 +96,9 @@ impl Publish {
         if self.topic.is_empty() && (!v5 || self.properties.topic_alias.is_none()) {
             return Err(EncodeError::EmptyTopic);
         }
+        if self.dup && self.qos == QosPid::AtMostOnce {
+            return Err(EncodeError::Invalid(DecodeError::DupOnQoS0));
+        }
         wire::check_field_len(self.topic.len())?;
         let mut len = 2 + self.topic.len() + self.payload.len();
         if self.qos.packet_id().is_some() {
@@ -180,7 +183,7 @@ macro_rules! ack_packet {
                 } else {
                     2
                 };
-                Ok((len, props))
+                Ok((check_remaining(len)?, props))
             }
 
             /// Appends the encoded packet to `buf`.
