@@ -119,8 +119,15 @@ impl Subscribe {
         if self.filters.is_empty() {
             return Err(EncodeError::EmptyPayload(PacketType::Subscribe));
         }
-        if v5 && self.filters.iter().any(|(f, o)| o.no_local && f.is_shared()) {
-            return Err(EncodeError::Invalid(DecodeError::NoLocalOnSharedSubscription));
+        if v5
+            && self
+                .filters
+                .iter()
+                .any(|(f, o)| o.no_local && f.is_shared())
+        {
+            return Err(EncodeError::Invalid(
+                DecodeError::NoLocalOnSharedSubscription,
+            ));
         }
         let mut len = 2;
         let mut props = 0;

@@ -833,8 +833,15 @@ fn encoder_refuses_packets_the_decoder_would_reject() {
     let mut out = BytesMut::new();
     let mut p = Publish::new(TopicName::try_from("t").unwrap(), Bytes::new());
     p.dup = true;
-    assert_eq!(p.encode(&mut out, true), Err(EncodeError::Invalid(DecodeError::DupOnQoS0)));
-    let mut c = Connect::new(ProtocolVersion::V3_1_1, MqttString::try_from("c").unwrap(), 0);
+    assert_eq!(
+        p.encode(&mut out, true),
+        Err(EncodeError::Invalid(DecodeError::DupOnQoS0))
+    );
+    let mut c = Connect::new(
+        ProtocolVersion::V3_1_1,
+        MqttString::try_from("c").unwrap(),
+        0,
+    );
     c.password = Some(Bytes::from_static(b"p"));
     assert_eq!(
         c.encode(&mut out),
@@ -845,12 +852,17 @@ fn encoder_refuses_packets_the_decoder_would_reject() {
         properties: Default::default(),
         filters: vec![(
             TopicFilter::try_from("$share/g/t").unwrap(),
-            SubscriptionOptions { no_local: true, ..Default::default() },
+            SubscriptionOptions {
+                no_local: true,
+                ..Default::default()
+            },
         )],
     };
     assert_eq!(
         s.encode(&mut out, true),
-        Err(EncodeError::Invalid(DecodeError::NoLocalOnSharedSubscription))
+        Err(EncodeError::Invalid(
+            DecodeError::NoLocalOnSharedSubscription
+        ))
     );
     assert!(out.is_empty(), "nothing written for a refused packet");
 }
