@@ -167,30 +167,37 @@ async fn empty_client_id_needs_clean_session_in_v3() {
 #[tokio::test]
 async fn takeover_disconnects_old_connection_and_keeps_session() {
     let broker = TestBroker::start().await;
-    let (mut old, _) = Raw::connect_with(broker.addr, V5, "dup", |c| {
-        c.clean_start = true;
-        c.properties.session_expiry_interval = Some(60);
-    })
-    .await;
-    subscribe(&mut old, "take/over", QoS::AtLeastOnce).await;
-    let (mut new, ack) = Raw::connect_with(broker.addr, V5, "dup", |c| {
-        c.clean_start = false;
-        c.properties.session_expiry_interval = Some(60);
-    })
-    .await;
-    assert!(ack.session_present);
-    assert_eq!(
-        old.expect_close().await,
-        vec![Packet::Disconnect(Disconnect::new(
-            ReasonCode::SessionTakenOver
-        ))]
-    );
-    // The subscription came along with the session.
-    let mut publisher = Raw::connect(broker.addr, V5, "pub").await;
-    publisher
-        .send(publish("take/over", b"x", QosPid::AtMostOnce, false))
+    for version in [V3, V5] {
+        let id = format!("dup-{version:?}");
+        let (mut old, _) = Raw::connect_with(broker.addr, version, &id, |c| {
+            c.clean_start = version == V5;
+            c.properties.session_expiry_interval = Some(60);
+        })
         .await;
-    assert_eq!(&recv_publish(&mut new).await.payload[..], b"x");
+        subscribe(&mut old, "take/over", QoS::AtLeastOnce).await;
+        let (mut new, ack) = Raw::connect_with(broker.addr, version, &id, |c| {
+            c.clean_start = false;
+            c.properties.session_expiry_interval = Some(60);
+        })
+        .await;
+        assert!(ack.session_present, "{version:?}");
+        let expected = if version == V5 {
+            vec![Packet::Disconnect(Disconnect::new(
+                ReasonCode::SessionTakenOver,
+            ))]
+        } else {
+            Vec::new() // MQTT 3 has no server DISCONNECT: the connection just closes
+        };
+        assert_eq!(old.expect_close().await, expected);
+        // The subscription came along with the session.
+        let mut publisher = Raw::connect(broker.addr, V5, "pub").await;
+        publisher
+            .send(publish("take/over", b"x", QosPid::AtMostOnce, false))
+            .await;
+        assert_eq!(&recv_publish(&mut new).await.payload[..], b"x");
+        new.send(Packet::Disconnect(Disconnect::default())).await;
+        new.expect_close().await;
+    }
     broker.stop().await;
 }
 
@@ -242,47 +249,67 @@ async fn persistent_session_queues_messages_while_offline() {
 #[tokio::test]
 async fn clean_start_discards_the_old_session() {
     let broker = TestBroker::start().await;
-    let (mut sub, _) = Raw::connect_with(broker.addr, V5, "clean", |c| {
-        c.properties.session_expiry_interval = Some(300);
-    })
-    .await;
-    subscribe(&mut sub, "gone", QoS::AtLeastOnce).await;
-    sub.send(Packet::Disconnect(Disconnect::default())).await;
-    sub.expect_close().await;
-    let (mut sub, ack) =
-        Raw::connect_with(broker.addr, V5, "clean", |c| c.clean_start = true).await;
-    assert!(!ack.session_present);
-    let mut publisher = Raw::connect(broker.addr, V5, "clean-pub").await;
-    publisher
-        .send(publish("gone", b"x", QosPid::AtMostOnce, false))
+    for version in [V3, V5] {
+        let id = format!("clean-{version:?}");
+        let (mut sub, _) = Raw::connect_with(broker.addr, version, &id, |c| {
+            c.clean_start = false;
+            c.properties.session_expiry_interval = Some(300);
+        })
         .await;
-    sub.expect_silence(Duration::from_millis(300)).await;
+        subscribe(&mut sub, "gone", QoS::AtLeastOnce).await;
+        sub.send(Packet::Disconnect(Disconnect::default())).await;
+        sub.expect_close().await;
+        let (mut sub, ack) =
+            Raw::connect_with(broker.addr, version, &id, |c| c.clean_start = true).await;
+        assert!(!ack.session_present);
+        let mut publisher = Raw::connect(broker.addr, V5, "clean-pub").await;
+        publisher
+            .send(publish("gone", b"x", QosPid::AtMostOnce, false))
+            .await;
+        sub.expect_silence(Duration::from_millis(300)).await;
+    }
     broker.stop().await;
 }
 
 #[tokio::test]
-async fn unacknowledged_qos1_is_resent_with_dup_on_resume() {
+async fn unacknowledged_messages_are_resent_on_resume() {
     let broker = TestBroker::start().await;
-    let edit = |c: &mut codec::Connect| {
-        c.clean_start = false;
-        c.properties.session_expiry_interval = Some(300);
-    };
-    let (mut sub, _) = Raw::connect_with(broker.addr, V5, "resend", edit).await;
-    subscribe(&mut sub, "r", QoS::AtLeastOnce).await;
-    let mut publisher = Raw::connect(broker.addr, V5, "resend-pub").await;
-    publisher
-        .send(publish("r", b"once", QosPid::AtLeastOnce(pid(1)), false))
-        .await;
-    let first = recv_publish(&mut sub).await;
-    assert!(!first.dup);
-    drop(sub); // no PUBACK
-    let (mut sub, ack) = Raw::connect_with(broker.addr, V5, "resend", edit).await;
-    assert!(ack.session_present);
-    let again = recv_publish(&mut sub).await;
-    assert!(again.dup);
-    assert_eq!(again.qos, first.qos);
-    sub.send(Packet::PubAck(PubAck::new(again.qos.packet_id().unwrap())))
-        .await;
+    for version in [V3, V5] {
+        let id = format!("resend-{version:?}");
+        let edit = |c: &mut codec::Connect| {
+            c.clean_start = false;
+            c.properties.session_expiry_interval = Some(300);
+        };
+        let (mut sub, _) = Raw::connect_with(broker.addr, version, &id, edit).await;
+        subscribe(&mut sub, "r/+", QoS::ExactlyOnce).await;
+        let mut publisher = Raw::connect(broker.addr, V5, "resend-pub").await;
+        publisher
+            .send(publish("r/1", b"q1", QosPid::AtLeastOnce(pid(1)), false))
+            .await;
+        publisher
+            .send(publish("r/2", b"q2", QosPid::ExactlyOnce(pid(2)), false))
+            .await;
+        let q1 = recv_publish(&mut sub).await;
+        let q2 = recv_publish(&mut sub).await;
+        assert!(!q1.dup && !q2.dup);
+        let q2_id = q2.qos.packet_id().unwrap();
+        // Acknowledge only the first half of the QoS 2 flow, then drop the connection.
+        sub.send(Packet::PubRec(PubRec::new(q2_id))).await;
+        assert_eq!(sub.recv().await, Some(Packet::PubRel(PubRel::new(q2_id))));
+        drop(sub);
+
+        let (mut sub, ack) = Raw::connect_with(broker.addr, version, &id, edit).await;
+        assert!(ack.session_present);
+        // [MQTT-4.4.0-1]: the unacknowledged PUBLISH again with DUP, and the PUBREL again.
+        let again = recv_publish(&mut sub).await;
+        assert!(again.dup, "{version:?}");
+        assert_eq!((again.qos, &again.payload[..]), (q1.qos, &b"q1"[..]));
+        assert_eq!(sub.recv().await, Some(Packet::PubRel(PubRel::new(q2_id))));
+        sub.send(Packet::PubAck(PubAck::new(again.qos.packet_id().unwrap())))
+            .await;
+        sub.send(Packet::PubComp(PubComp::new(q2_id))).await;
+        sub.expect_silence(Duration::from_millis(200)).await;
+    }
     broker.stop().await;
 }
 
@@ -456,17 +483,19 @@ async fn qos2_inbound_is_delivered_exactly_once() {
 #[tokio::test]
 async fn delivery_qos_is_the_lower_of_publish_and_subscription() {
     let broker = TestBroker::start().await;
-    let mut sub = Raw::connect(broker.addr, V5, "lowq").await;
-    subscribe(&mut sub, "lq/#", QoS::AtLeastOnce).await;
-    let mut publisher = Raw::connect(broker.addr, V5, "lowq-pub").await;
-    publisher
-        .send(publish("lq/2", b"a", QosPid::ExactlyOnce(pid(1)), false))
-        .await;
-    publisher
-        .send(publish("lq/0", b"b", QosPid::AtMostOnce, false))
-        .await;
-    assert_eq!(recv_publish(&mut sub).await.qos.qos(), QoS::AtLeastOnce);
-    assert_eq!(recv_publish(&mut sub).await.qos.qos(), QoS::AtMostOnce);
+    for version in [V3, V5] {
+        let mut sub = Raw::connect(broker.addr, version, "lowq").await;
+        subscribe(&mut sub, "lq/#", QoS::AtLeastOnce).await;
+        let mut publisher = Raw::connect(broker.addr, V5, "lowq-pub").await;
+        publisher
+            .send(publish("lq/2", b"a", QosPid::ExactlyOnce(pid(1)), false))
+            .await;
+        publisher
+            .send(publish("lq/0", b"b", QosPid::AtMostOnce, false))
+            .await;
+        assert_eq!(recv_publish(&mut sub).await.qos.qos(), QoS::AtLeastOnce);
+        assert_eq!(recv_publish(&mut sub).await.qos.qos(), QoS::AtMostOnce);
+    }
     broker.stop().await;
 }
 
@@ -522,32 +551,34 @@ async fn overlapping_subscriptions_deliver_one_copy_with_all_identifiers() {
 async fn inflight_window_holds_and_packet_ids_are_not_reused() {
     let broker = TestBroker::start().await;
     let window = usize::from(BrokerOptions::default().max_inflight.get());
-    let mut sub = Raw::connect(broker.addr, V5, "ids").await;
-    subscribe(&mut sub, "ids", QoS::AtLeastOnce).await;
-    let mut publisher = Raw::connect(broker.addr, V5, "ids-pub").await;
-    for i in 1..=(window as u16 + 10) {
-        publisher
-            .send(publish("ids", b"m", QosPid::AtLeastOnce(pid(i)), false))
-            .await;
-    }
-    let mut in_flight = Vec::new();
-    for _ in 0..window {
-        let id = recv_publish(&mut sub).await.qos.packet_id().unwrap();
+    for version in [V3, V5] {
+        let mut sub = Raw::connect(broker.addr, version, "ids").await;
+        subscribe(&mut sub, "ids", QoS::AtLeastOnce).await;
+        let mut publisher = Raw::connect(broker.addr, V5, "ids-pub").await;
+        for i in 1..=(window as u16 + 10) {
+            publisher
+                .send(publish("ids", b"m", QosPid::AtLeastOnce(pid(i)), false))
+                .await;
+        }
+        let mut in_flight = Vec::new();
+        for _ in 0..window {
+            let id = recv_publish(&mut sub).await.qos.packet_id().unwrap();
+            assert!(
+                !in_flight.contains(&id),
+                "packet id {id} reused while in flight"
+            );
+            in_flight.push(id);
+        }
+        // The window is full: nothing more until an acknowledgement.
+        sub.expect_silence(Duration::from_millis(200)).await;
+        let acked = in_flight.remove(0);
+        sub.send(Packet::PubAck(PubAck::new(acked))).await;
+        let next = recv_publish(&mut sub).await.qos.packet_id().unwrap();
         assert!(
-            !in_flight.contains(&id),
-            "packet id {id} reused while in flight"
+            !in_flight.contains(&next),
+            "packet id {next} reused while in flight"
         );
-        in_flight.push(id);
     }
-    // The window is full: nothing more until an acknowledgement.
-    sub.expect_silence(Duration::from_millis(200)).await;
-    let acked = in_flight.remove(0);
-    sub.send(Packet::PubAck(PubAck::new(acked))).await;
-    let next = recv_publish(&mut sub).await.qos.packet_id().unwrap();
-    assert!(
-        !in_flight.contains(&next),
-        "packet id {next} reused while in flight"
-    );
     broker.stop().await;
 }
 
@@ -678,48 +709,53 @@ async fn retained_message_expires() {
 #[tokio::test]
 async fn wildcards_do_not_match_dollar_topics() {
     let broker = TestBroker::start().await;
-    let mut all = Raw::connect(broker.addr, V3, "all").await;
-    subscribe(&mut all, "#", QoS::AtMostOnce).await;
-    let mut sys = Raw::connect(broker.addr, V3, "sys").await;
-    subscribe(&mut sys, "$internal/+", QoS::AtMostOnce).await;
-    let mut publisher = Raw::connect(broker.addr, V3, "dollar-pub").await;
-    publisher
-        .send(publish("$internal/x", b"d", QosPid::AtMostOnce, false))
-        .await;
-    publisher
-        .send(publish("a/b", b"n", QosPid::AtMostOnce, false))
-        .await;
-    assert_eq!(&recv_publish(&mut sys).await.payload[..], b"d");
-    assert_eq!(&recv_publish(&mut all).await.payload[..], b"n");
-    all.expect_silence(Duration::from_millis(200)).await;
+    for version in [V3, V5] {
+        let mut all = Raw::connect(broker.addr, version, "all").await;
+        subscribe(&mut all, "#", QoS::AtMostOnce).await;
+        let mut sys = Raw::connect(broker.addr, version, "sys").await;
+        subscribe(&mut sys, "$internal/+", QoS::AtMostOnce).await;
+        let mut publisher = Raw::connect(broker.addr, version, "dollar-pub").await;
+        publisher
+            .send(publish("$internal/x", b"d", QosPid::AtMostOnce, false))
+            .await;
+        publisher
+            .send(publish("a/b", b"n", QosPid::AtMostOnce, false))
+            .await;
+        assert_eq!(&recv_publish(&mut sys).await.payload[..], b"d");
+        assert_eq!(&recv_publish(&mut all).await.payload[..], b"n");
+        all.expect_silence(Duration::from_millis(200)).await;
+    }
     broker.stop().await;
 }
 
 #[tokio::test]
 async fn shared_subscription_gives_each_message_to_one_member() {
     let broker = TestBroker::start().await;
-    let mut a = Raw::connect(broker.addr, V5, "share-a").await;
-    let mut b = Raw::connect(broker.addr, V5, "share-b").await;
-    subscribe(&mut a, "$share/g/jobs/+", QoS::AtMostOnce).await;
-    subscribe(&mut b, "$share/g/jobs/+", QoS::AtMostOnce).await;
-    let mut publisher = Raw::connect(broker.addr, V5, "share-pub").await;
-    for _ in 0..10 {
-        publisher
-            .send(publish("jobs/1", b"j", QosPid::AtMostOnce, false))
-            .await;
-    }
-    let mut count_a = 0;
-    let mut count_b = 0;
-    for _ in 0..10 {
-        tokio::select! {
-            Some(Packet::Publish(_)) = a.recv() => count_a += 1,
-            Some(Packet::Publish(_)) = b.recv() => count_b += 1,
+    // Shared subscriptions are an MQTT 5 feature that the broker also offers MQTT 3.1.1 clients.
+    for version in [V3, V5] {
+        let mut a = Raw::connect(broker.addr, version, "share-a").await;
+        let mut b = Raw::connect(broker.addr, version, "share-b").await;
+        subscribe(&mut a, "$share/g/jobs/+", QoS::AtMostOnce).await;
+        subscribe(&mut b, "$share/g/jobs/+", QoS::AtMostOnce).await;
+        let mut publisher = Raw::connect(broker.addr, V5, "share-pub").await;
+        for _ in 0..10 {
+            publisher
+                .send(publish("jobs/1", b"j", QosPid::AtMostOnce, false))
+                .await;
         }
+        let mut count_a = 0;
+        let mut count_b = 0;
+        for _ in 0..10 {
+            tokio::select! {
+                Some(Packet::Publish(_)) = a.recv() => count_a += 1,
+                Some(Packet::Publish(_)) = b.recv() => count_b += 1,
+            }
+        }
+        assert_eq!(count_a + count_b, 10);
+        assert_eq!(count_a, 5, "round-robin between two members");
+        a.expect_silence(Duration::from_millis(200)).await;
+        b.expect_silence(Duration::from_millis(10)).await;
     }
-    assert_eq!(count_a + count_b, 10);
-    assert_eq!(count_a, 5, "round-robin between two members");
-    a.expect_silence(Duration::from_millis(200)).await;
-    b.expect_silence(Duration::from_millis(10)).await;
     broker.stop().await;
 }
 
@@ -747,32 +783,37 @@ async fn no_local_skips_own_messages() {
 #[tokio::test]
 async fn unsubscribe_reports_each_filter() {
     let broker = TestBroker::start().await;
-    let mut c = Raw::connect(broker.addr, V5, "unsub").await;
-    subscribe(&mut c, "u/a", QoS::AtMostOnce).await;
-    c.send(Packet::Unsubscribe(Unsubscribe {
-        packet_id: pid(7),
-        properties: Default::default(),
-        filters: vec![
-            TopicFilter::try_from("u/a").unwrap(),
-            TopicFilter::try_from("u/b").unwrap(),
-        ],
-    }))
-    .await;
-    match c.recv().await {
-        Some(Packet::UnsubAck(ack)) => {
-            assert_eq!(ack.packet_id, pid(7));
-            assert_eq!(
-                ack.reason_codes,
-                [ReasonCode::Success, ReasonCode::NoSubscriptionExisted]
-            );
-        }
-        other => panic!("{other:?}"),
-    }
-    let mut publisher = Raw::connect(broker.addr, V5, "unsub-pub").await;
-    publisher
-        .send(publish("u/a", b"x", QosPid::AtMostOnce, false))
+    for version in [V3, V5] {
+        let mut c = Raw::connect(broker.addr, version, "unsub").await;
+        subscribe(&mut c, "u/a", QoS::AtMostOnce).await;
+        c.send(Packet::Unsubscribe(Unsubscribe {
+            packet_id: pid(7),
+            properties: Default::default(),
+            filters: vec![
+                TopicFilter::try_from("u/a").unwrap(),
+                TopicFilter::try_from("u/b").unwrap(),
+            ],
+        }))
         .await;
-    c.expect_silence(Duration::from_millis(200)).await;
+        match c.recv().await {
+            Some(Packet::UnsubAck(ack)) => {
+                assert_eq!(ack.packet_id, pid(7));
+                // MQTT 3.1.1's UNSUBACK carries no reason codes.
+                let expected = if version == V5 {
+                    vec![ReasonCode::Success, ReasonCode::NoSubscriptionExisted]
+                } else {
+                    Vec::new()
+                };
+                assert_eq!(ack.reason_codes, expected);
+            }
+            other => panic!("{other:?}"),
+        }
+        let mut publisher = Raw::connect(broker.addr, V5, "unsub-pub").await;
+        publisher
+            .send(publish("u/a", b"x", QosPid::AtMostOnce, false))
+            .await;
+        c.expect_silence(Duration::from_millis(200)).await;
+    }
     broker.stop().await;
 }
 
