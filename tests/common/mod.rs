@@ -19,6 +19,8 @@ pub const WAIT: Duration = Duration::from_secs(5);
 
 pub struct TestBroker {
     pub addr: SocketAddr,
+    /// The broker itself, for calls such as `enforce_access`.
+    pub broker: Broker,
     shutdown: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -33,12 +35,16 @@ impl TestBroker {
     }
 
     pub async fn with_options(options: BrokerOptions) -> Self {
+        Self::with_broker(Broker::new(options)).await
+    }
+
+    pub async fn with_broker(broker: Broker) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
         let (tx, rx) = oneshot::channel::<()>();
-        let broker = Broker::new(options);
+        let served = broker.clone();
         let task = tokio::spawn(async move {
-            broker
+            served
                 .run(vec![listener], async move {
                     let _ = rx.await;
                 })
@@ -46,6 +52,7 @@ impl TestBroker {
         });
         Self {
             addr,
+            broker,
             shutdown: Some(tx),
             task: Some(task),
         }

@@ -2,9 +2,19 @@
 //! and read.
 //!
 //! The broker calls an [`AccessControl`] for every CONNECT, PUBLISH and SUBSCRIBE, and for every
-//! delivery through a wildcard. This crate owns that interface. Today it ships one
-//! implementation, [`AllowAll`]; users, roles and permission rules come with the
-//! authentication issue.
+//! delivery. This crate owns that interface and two implementations: [`UsersAccess`], users and
+//! roles from a YAML users file with Argon2id password hashes, and [`AllowAll`] for tests.
+//!
+//! Permissions use Harper's verbs: `read` (subscribe and receive), `insert` (publish),
+//! `update` (publish retained), `delete` (clear a retained message). In each role the first rule
+//! whose filter matches and that names the verb decides; a verb no rule decides is denied.
+
+mod filter;
+mod policy;
+mod users;
+
+pub use policy::{ANONYMOUS_ROLE, Policy, UsersAccess};
+pub use users::{RoleEntry, RuleEntry, UserEntry, UsersFile, UsersFileError, hash_password};
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -70,6 +80,11 @@ pub trait AccessControl: Send + Sync + 'static {
     fn may_subscribe(&self, identity: &Identity, client_id: &str, filter: &str) -> bool;
     /// Whether a message on `topic` may be delivered to `identity`.
     fn may_read(&self, identity: &Identity, client_id: &str, topic: &str) -> bool;
+    /// Whether a connected identity may stay connected (false once its user was removed or
+    /// deactivated). The broker asks after a policy reload.
+    fn is_identity_valid(&self, _identity: &Identity) -> bool {
+        true
+    }
 }
 
 /// Lets every client in as the user it names and allows every publish and subscribe. For tests

@@ -188,16 +188,26 @@ impl Connection {
         };
         tracing::Span::current().record("client_id", &*client_id);
 
-        let request = ConnectRequest {
-            client_id: &client_id,
-            username: connect.username.as_deref(),
-            password: connect.password.as_deref(),
-            peer,
-            certificate_user: None,
-        };
-        let identity = match shared.access.authenticate(&request) {
-            Ok(identity) => Arc::new(identity),
-            Err(refusal) => {
+        // Password hashing is deliberately slow: verify off the async worker threads.
+        let access = shared.access.clone();
+        let (id, username, password) = (
+            client_id.clone(),
+            connect.username.clone(),
+            connect.password.clone(),
+        );
+        let verdict = tokio::task::spawn_blocking(move || {
+            access.authenticate(&ConnectRequest {
+                client_id: &id,
+                username: username.as_deref(),
+                password: password.as_deref(),
+                peer,
+                certificate_user: None,
+            })
+        })
+        .await;
+        let identity = match verdict {
+            Ok(Ok(identity)) => Arc::new(identity),
+            Ok(Err(refusal)) => {
                 warn!(user = ?connect.username.as_deref(), reason = %refusal, "authentication failed");
                 let code = match refusal {
                     Refusal::BadCredentials => ReasonCode::BadUserNameOrPassword,
@@ -207,7 +217,26 @@ impl Connection {
                 let _ = stream.write_all(&wbuf).await;
                 return None;
             }
+            Err(e) => {
+                warn!(error = %e, "authentication task failed");
+                refuse(ReasonCode::ServerUnavailable, &mut wbuf);
+                let _ = stream.write_all(&wbuf).await;
+                return None;
+            }
         };
+        if let Some(will) = &connect.will
+            && !shared.access.may_publish(
+                &identity,
+                &client_id,
+                will.topic.as_str(),
+                publish_action(will.retain, will.payload.is_empty()),
+            )
+        {
+            info!(user = ?identity.user, topic = %will.topic, "will topic not authorized; refusing");
+            refuse(ReasonCode::NotAuthorized, &mut wbuf);
+            let _ = stream.write_all(&wbuf).await;
+            return None;
+        }
 
         let options = &shared.options;
         let max_keep_alive = options.max_keep_alive.get();
@@ -245,6 +274,7 @@ impl Connection {
         let (evict_tx, evict) = oneshot::channel();
         let (session, generation, present, discarded) =
             attach(&shared, &client_id, connect.clean_start, expiry, evict_tx);
+        session.lock().identity = Some(identity.clone());
         if let Some(old) = discarded {
             remove_from_index(&shared, &old);
         }
@@ -342,7 +372,13 @@ impl Connection {
                     let _ = self.flush(stream).await;
                     return Close::Shutdown;
                 }
-                _ = &mut self.evict => {
+                eviction = &mut self.evict => {
+                    if eviction == Ok(Eviction::AccessRevoked) {
+                        info!(user = ?self.identity.user, "user removed or deactivated; disconnecting");
+                        self.send_disconnect(ReasonCode::NotAuthorized);
+                        let _ = self.flush(stream).await;
+                        return Close::WithWill;
+                    }
                     self.send_disconnect(ReasonCode::SessionTakenOver);
                     let _ = self.flush(stream).await;
                     return Close::TakenOver;
@@ -511,11 +547,7 @@ impl Connection {
         }
 
         let v5 = self.version.is_v5();
-        let action = match (p.retain, p.payload.is_empty()) {
-            (false, _) => PublishAction::Insert,
-            (true, false) => PublishAction::Update,
-            (true, true) => PublishAction::Delete,
-        };
+        let action = publish_action(p.retain, p.payload.is_empty());
         let mut reason = ReasonCode::Success;
         if !self.shared.access.may_publish(
             &self.identity,
@@ -523,7 +555,7 @@ impl Connection {
             p.topic.as_str(),
             action,
         ) {
-            debug!(topic = %p.topic, "publish not authorized");
+            info!(user = ?self.identity.user, topic = %p.topic, "publish not authorized");
             reason = ReasonCode::NotAuthorized;
         } else if p.properties.payload_format_indicator == Some(codec::PayloadFormat::Utf8)
             && std::str::from_utf8(&p.payload).is_err()
@@ -648,7 +680,7 @@ impl Connection {
                 .access
                 .may_subscribe(&self.identity, &self.client_id, filter.filter())
             {
-                debug!(filter = %filter, "subscribe not authorized");
+                info!(user = ?self.identity.user, filter = %filter, "subscribe not authorized");
                 reasons.push(ReasonCode::NotAuthorized);
                 continue;
             }
@@ -927,6 +959,7 @@ impl Connection {
             let owner = state.generation == self.generation;
             if owner {
                 state.evict = None;
+                state.identity = None;
             }
             (owner, state.expiry)
         };
@@ -1073,11 +1106,7 @@ fn publish_will(
     will: LastWill,
     origin: u64,
 ) {
-    let action = match (will.retain, will.payload.is_empty()) {
-        (false, _) => PublishAction::Insert,
-        (true, false) => PublishAction::Update,
-        (true, true) => PublishAction::Delete,
-    };
+    let action = publish_action(will.retain, will.payload.is_empty());
     if !shared
         .access
         .may_publish(identity, client_id, will.topic.as_str(), action)
@@ -1107,6 +1136,16 @@ fn publish_will(
     debug!(topic = %message.topic, "publishing will");
     shared.retain(&message);
     shared.route(&message);
+}
+
+/// Harper's verb for a PUBLISH: a retained empty payload deletes, other retained messages
+/// update, the rest insert.
+fn publish_action(retain: bool, empty: bool) -> PublishAction {
+    match (retain, empty) {
+        (false, _) => PublishAction::Insert,
+        (true, false) => PublishAction::Update,
+        (true, true) => PublishAction::Delete,
+    }
 }
 
 fn generate_client_id() -> String {

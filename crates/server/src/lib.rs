@@ -70,6 +70,26 @@ impl Broker {
         .await;
     }
 
+    /// Disconnects (v5 reason 0x87) every client whose identity the access policy no longer
+    /// accepts, for example after a users file reload removed or deactivated its user. Returns
+    /// how many were told to go.
+    pub fn enforce_access(&self) -> usize {
+        let sessions: Vec<_> = self.shared.sessions().values().cloned().collect();
+        let mut evicted = 0;
+        for session in sessions {
+            let mut state = session.lock();
+            let revoked = state
+                .identity
+                .as_ref()
+                .is_some_and(|identity| !self.shared.access.is_identity_valid(identity));
+            if revoked && let Some(tx) = state.evict.take() {
+                let _ = tx.send(session::Eviction::AccessRevoked);
+                evicted += 1;
+            }
+        }
+        evicted
+    }
+
     /// Accepts connections on every listener until `shutdown` completes, then tells every
     /// client the server is going away (v5 DISCONNECT 0x8B) and waits for their connections
     /// to close, at most `BrokerOptions::shutdown_grace`.

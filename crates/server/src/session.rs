@@ -16,6 +16,8 @@ use crate::message::Delivery;
 pub(crate) enum Eviction {
     /// Another connection with the same client identifier took the session over.
     TakenOver,
+    /// The connection's user was removed or deactivated.
+    AccessRevoked,
 }
 
 /// How long a session lives after its connection closes.
@@ -65,6 +67,8 @@ pub(crate) struct SessionState {
     pub generation: u64,
     /// Set while a connection is attached: the way to evict it.
     pub evict: Option<oneshot::Sender<Eviction>>,
+    /// Who the attached connection authenticated as.
+    pub identity: Option<Arc<auth::Identity>>,
     pub expiry: Expiry,
     pub subscriptions: HashMap<Box<str>, Subscription>,
     /// Waiting to be sent, oldest first.
@@ -133,6 +137,7 @@ impl Session {
             state: Mutex::new(SessionState {
                 generation: 0,
                 evict: None,
+                identity: None,
                 expiry,
                 subscriptions: HashMap::new(),
                 queue: VecDeque::new(),

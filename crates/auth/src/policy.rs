@@ -1,0 +1,406 @@
+//! [`Policy`]: the decisions of one users file, and [`UsersAccess`], the [`AccessControl`] the
+//! broker holds, whose policy can be swapped while connections run.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, RwLock};
+
+use argon2::password_hash::{PasswordHash, PasswordVerifier};
+
+use crate::users::{RuleEntry, UsersFile, UsersFileError};
+use crate::{AccessControl, ConnectRequest, Identity, PublishAction, Refusal, filter};
+
+/// The name of the role that applies to clients without a user.
+pub const ANONYMOUS_ROLE: &str = "anonymous";
+
+#[derive(Debug, Clone, Copy)]
+enum Verb {
+    Read,
+    Insert,
+    Update,
+    Delete,
+}
+
+#[derive(Debug)]
+struct Rule {
+    topic: String,
+    /// Whether `topic` holds `%u` or `%c`.
+    templated: bool,
+    read: Option<bool>,
+    insert: Option<bool>,
+    update: Option<bool>,
+    delete: Option<bool>,
+}
+
+impl Rule {
+    fn new(entry: &RuleEntry) -> Self {
+        Self {
+            templated: entry.topic.contains("%u") || entry.topic.contains("%c"),
+            topic: entry.topic.clone(),
+            read: entry.read,
+            insert: entry.insert,
+            update: entry.update,
+            delete: entry.delete,
+        }
+    }
+
+    fn decides(&self, verb: Verb) -> Option<bool> {
+        match verb {
+            Verb::Read => self.read,
+            Verb::Insert => self.insert,
+            Verb::Update => self.update,
+            Verb::Delete => self.delete,
+        }
+    }
+
+    /// The rule's filter for this client, or `None` when a substitution would inject
+    /// wildcards or levels (a user called `+` must not get everyone's topics) or there is no
+    /// user to substitute.
+    fn filter_for<'a>(
+        &'a self,
+        user: Option<&str>,
+        client_id: &str,
+    ) -> Option<std::borrow::Cow<'a, str>> {
+        if !self.templated {
+            return Some(std::borrow::Cow::Borrowed(&self.topic));
+        }
+        let safe = |v: &str| !v.is_empty() && !v.contains(['/', '+', '#']);
+        let mut text = self.topic.clone();
+        if text.contains("%u") {
+            let user = user.filter(|u| safe(u))?;
+            text = text.replace("%u", user);
+        }
+        if text.contains("%c") {
+            if !safe(client_id) {
+                return None;
+            }
+            text = text.replace("%c", client_id);
+        }
+        Some(std::borrow::Cow::Owned(text))
+    }
+}
+
+#[derive(Debug, Default)]
+struct Role {
+    super_user: bool,
+    rules: Vec<Rule>,
+}
+
+#[derive(Debug)]
+struct User {
+    hash: Option<String>,
+    roles: Vec<Arc<Role>>,
+    active: bool,
+}
+
+/// The decisions of one users file. Immutable: a changed file makes a new policy.
+#[derive(Debug)]
+pub struct Policy {
+    users: HashMap<String, User>,
+    anonymous: Arc<Role>,
+    require_authentication: bool,
+}
+
+impl Policy {
+    /// The policy of a checked users file. With `require_authentication`, a client needs
+    /// valid credentials (or a certificate-derived user); without it, a client without a user
+    /// connects as anonymous and gets the `anonymous` role.
+    pub fn new(file: &UsersFile, require_authentication: bool) -> Self {
+        let roles: HashMap<&str, Arc<Role>> = file
+            .roles
+            .iter()
+            .map(|(name, r)| {
+                let role = Role {
+                    super_user: r.super_user,
+                    rules: r.permissions.iter().map(Rule::new).collect(),
+                };
+                (name.as_str(), Arc::new(role))
+            })
+            .collect();
+        let users = file
+            .users
+            .iter()
+            .map(|(name, u)| {
+                let user = User {
+                    hash: u.password.clone(),
+                    roles: u
+                        .roles
+                        .iter()
+                        .filter_map(|r| roles.get(r.as_str()).cloned())
+                        .collect(),
+                    active: u.active,
+                };
+                (name.clone(), user)
+            })
+            .collect();
+        Self {
+            users,
+            anonymous: roles.get(ANONYMOUS_ROLE).cloned().unwrap_or_default(),
+            require_authentication,
+        }
+    }
+
+    fn roles(&self, identity: &Identity) -> &[Arc<Role>] {
+        match identity.user.as_deref() {
+            Some(user) => self
+                .users
+                .get(user)
+                .map_or(&[], |u| if u.active { u.roles.as_slice() } else { &[] }),
+            None => std::slice::from_ref(&self.anonymous),
+        }
+    }
+
+    /// First matching rule naming the verb decides, per role; any role allowing is enough.
+    fn allows(&self, identity: &Identity, client_id: &str, topic: &str, verb: Verb) -> bool {
+        let user = identity.user.as_deref();
+        self.roles(identity).iter().any(|role| {
+            if role.super_user {
+                return true;
+            }
+            for rule in &role.rules {
+                let Some(decision) = rule.decides(verb) else {
+                    continue;
+                };
+                let Some(f) = rule.filter_for(user, client_id) else {
+                    continue;
+                };
+                if filter::matches(&f, topic) {
+                    return decision;
+                }
+            }
+            false
+        })
+    }
+
+    /// True if the user exists and is active (for disconnecting users a reload removed).
+    pub fn is_active(&self, user: &str) -> bool {
+        self.users.get(user).is_some_and(|u| u.active)
+    }
+
+    fn authenticate(&self, request: &ConnectRequest<'_>) -> Result<Identity, Refusal> {
+        if let Some(name) = request.username {
+            let user = self.users.get(name).ok_or(Refusal::BadCredentials)?;
+            let (Some(hash), Some(password)) = (&user.hash, request.password) else {
+                return Err(Refusal::BadCredentials);
+            };
+            let parsed = PasswordHash::new(hash).map_err(|_| Refusal::BadCredentials)?;
+            // Argon2 compares in constant time.
+            argon2::Argon2::default()
+                .verify_password(password, &parsed)
+                .map_err(|_| Refusal::BadCredentials)?;
+            if !user.active {
+                return Err(Refusal::NotAuthorized);
+            }
+            return Ok(Identity {
+                user: Some(Arc::from(name)),
+            });
+        }
+        if let Some(name) = request.certificate_user {
+            return match self.users.get(name) {
+                Some(u) if u.active => Ok(Identity {
+                    user: Some(Arc::from(name)),
+                }),
+                _ => Err(Refusal::NotAuthorized),
+            };
+        }
+        if self.require_authentication {
+            return Err(Refusal::NotAuthorized);
+        }
+        Ok(Identity { user: None })
+    }
+
+    fn may_subscribe(&self, identity: &Identity, client_id: &str, sub: &str) -> bool {
+        let user = identity.user.as_deref();
+        self.roles(identity).iter().any(|role| {
+            if role.super_user {
+                return true;
+            }
+            // Granted when some rule could allow reading a topic of the filter before a rule
+            // denies the whole filter; delivery then checks each topic.
+            for rule in &role.rules {
+                let Some(decision) = rule.decides(Verb::Read) else {
+                    continue;
+                };
+                let Some(f) = rule.filter_for(user, client_id) else {
+                    continue;
+                };
+                if decision
+                    && filter::overlaps(&f, sub)
+                    && !(sub.starts_with('$') && f.starts_with(['+', '#']))
+                {
+                    return true;
+                }
+                if !decision && filter::covers(&f, sub) {
+                    return false;
+                }
+            }
+            false
+        })
+    }
+}
+
+/// The [`AccessControl`] the broker holds: the current [`Policy`], swapped whole on reload so
+/// a decision never sees half a change and never waits on file I/O.
+#[derive(Debug)]
+pub struct UsersAccess {
+    path: PathBuf,
+    require_authentication: bool,
+    current: RwLock<Arc<Policy>>,
+}
+
+impl UsersAccess {
+    /// Loads the users file at `path`.
+    pub fn load(path: &Path, require_authentication: bool) -> Result<Self, UsersFileError> {
+        let file = UsersFile::load(path)?;
+        Ok(Self {
+            path: path.to_owned(),
+            require_authentication,
+            current: RwLock::new(Arc::new(Policy::new(&file, require_authentication))),
+        })
+    }
+
+    /// Re-reads the file. On error the old policy stays in force and the error is returned.
+    pub fn reload(&self) -> Result<(), UsersFileError> {
+        let file = UsersFile::load(&self.path)?;
+        let policy = Arc::new(Policy::new(&file, self.require_authentication));
+        *self.current.write().unwrap_or_else(|p| p.into_inner()) = policy;
+        Ok(())
+    }
+
+    /// The file this policy comes from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> Arc<Policy> {
+        self.current
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .clone()
+    }
+}
+
+impl AccessControl for UsersAccess {
+    fn authenticate(&self, request: &ConnectRequest<'_>) -> Result<Identity, Refusal> {
+        self.policy().authenticate(request)
+    }
+
+    fn may_publish(
+        &self,
+        identity: &Identity,
+        client_id: &str,
+        topic: &str,
+        action: PublishAction,
+    ) -> bool {
+        let verb = match action {
+            PublishAction::Insert => Verb::Insert,
+            PublishAction::Update => Verb::Update,
+            PublishAction::Delete => Verb::Delete,
+        };
+        self.policy().allows(identity, client_id, topic, verb)
+    }
+
+    fn may_subscribe(&self, identity: &Identity, client_id: &str, filter: &str) -> bool {
+        self.policy().may_subscribe(identity, client_id, filter)
+    }
+
+    fn may_read(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {
+        self.policy().allows(identity, client_id, topic, Verb::Read)
+    }
+
+    fn is_identity_valid(&self, identity: &Identity) -> bool {
+        identity
+            .user
+            .as_deref()
+            .is_none_or(|u| self.policy().is_active(u))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const FILE: &str = "
+users:
+  alice: { password: 'HASH', roles: [sensors] }
+  root: { password: 'HASH', roles: [super] }
+  idle: { password: 'HASH', roles: [sensors], active: false }
+roles:
+  super: { superUser: true }
+  sensors:
+    permissions:
+      - { topic: 'devices/%u/secret', read: false }
+      - { topic: 'devices/%u/#', read: true, insert: true, update: true, delete: true }
+      - { topic: 'alerts/#', read: true }
+  anonymous:
+    permissions:
+      - { topic: 'private/#', read: false, insert: false }
+      - { topic: 'public/#', read: true, insert: true }
+";
+
+    fn policy() -> Policy {
+        let file = UsersFile::parse(
+            FILE.replace(
+                "HASH",
+                "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA",
+            )
+            .as_str(),
+            Path::new("u.yaml"),
+        )
+        .unwrap();
+        Policy::new(&file, false)
+    }
+
+    fn id(user: Option<&str>) -> Identity {
+        Identity {
+            user: user.map(Arc::from),
+        }
+    }
+
+    #[test]
+    fn first_matching_rule_decides_each_verb() {
+        let p = policy();
+        let alice = id(Some("alice"));
+        assert!(p.allows(&alice, "c", "devices/alice/temp", Verb::Insert));
+        assert!(!p.allows(&alice, "c", "devices/bob/temp", Verb::Insert));
+        assert!(!p.allows(&alice, "c", "devices/alice/secret", Verb::Read));
+        assert!(p.allows(&alice, "c", "alerts/fire", Verb::Read));
+        assert!(!p.allows(&alice, "c", "alerts/fire", Verb::Insert));
+    }
+
+    #[test]
+    fn user_names_cannot_inject_wildcards() {
+        let file = UsersFile::parse(
+            "users:\n  '+': { roles: [r] }\nroles:\n  r: { permissions: [ { topic: 'devices/%u/#', read: true } ] }\n",
+            Path::new("u.yaml"),
+        )
+        .unwrap();
+        let p = Policy::new(&file, true);
+        assert!(!p.allows(&id(Some("+")), "c", "devices/alice/t", Verb::Read));
+    }
+
+    #[test]
+    fn anonymous_role_and_sys_topics() {
+        let p = policy();
+        let anon = id(None);
+        assert!(p.allows(&anon, "c", "public/x", Verb::Insert));
+        assert!(!p.allows(&anon, "c", "private/x", Verb::Read));
+        assert!(!p.allows(&anon, "c", "other", Verb::Read));
+        assert!(!p.allows(&id(Some("alice")), "c", "$SYS/broker/uptime", Verb::Read));
+        assert!(p.allows(&id(Some("root")), "c", "$SYS/broker/uptime", Verb::Read));
+        assert!(!p.allows(&id(Some("idle")), "c", "devices/idle/x", Verb::Read));
+    }
+
+    #[test]
+    fn subscribe_is_granted_when_partly_allowed() {
+        let p = policy();
+        let alice = id(Some("alice"));
+        assert!(p.may_subscribe(&alice, "c", "devices/#"));
+        assert!(p.may_subscribe(&alice, "c", "devices/alice/+"));
+        assert!(!p.may_subscribe(&alice, "c", "devices/alice/secret"));
+        assert!(!p.may_subscribe(&alice, "c", "factory/#"));
+        assert!(!p.may_subscribe(&alice, "c", "$SYS/#"));
+        assert!(p.may_subscribe(&id(Some("root")), "c", "$SYS/#"));
+    }
+}
