@@ -4,7 +4,8 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString, rand_core::OsRng};
+use argon2::password_hash::rand_core::{OsRng, RngCore};
+use argon2::password_hash::{PasswordHash, PasswordHasher, SaltString};
 use serde::{Deserialize, Serialize};
 
 use crate::filter;
@@ -217,6 +218,30 @@ pub fn hash_password(password: &str) -> Result<String, UsersFileError> {
         .hash_password(password.as_bytes(), &salt)
         .map(|h| h.to_string())
         .map_err(|e| UsersFileError::Hash(e.to_string()))
+}
+
+/// A random password of 24 characters from an unambiguous alphabet (about 137 bits).
+pub fn generate_password() -> String {
+    const ALPHABET: &[u8] = b"abcdefghjkmnpqrstuvwxyzABCDEFGHJKLMNPQRSTUVWXYZ23456789";
+    let mut bytes = [0u8; 24];
+    OsRng.fill_bytes(&mut bytes);
+    // 256 is not a multiple of 55: the bias this leaves is below half a bit in total.
+    bytes.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect()
+}
+
+impl UsersFile {
+    /// A file with one super user, as a first run creates it: the user `name` with role
+    /// `super` (`superUser: true`), and an empty `anonymous` role.
+    pub fn with_admin(name: &str, password: &str) -> Result<Self, UsersFileError> {
+        let mut file = UsersFile::default();
+        file.roles.insert("super".into(), RoleEntry { super_user: true, permissions: Vec::new() });
+        file.roles.insert("anonymous".into(), RoleEntry::default());
+        file.users.insert(
+            name.into(),
+            UserEntry { password: Some(hash_password(password)?), roles: vec!["super".into()], active: true },
+        );
+        Ok(file)
+    }
 }
 
 #[cfg(test)]
