@@ -206,9 +206,16 @@ impl Connection {
         })
         .await;
         let identity = match verdict {
-            Ok(Ok(identity)) => Arc::new(identity),
+            Ok(Ok(identity)) => {
+                shared.failed_logins.succeeded(peer.ip());
+                Arc::new(identity)
+            }
             Ok(Err(refusal)) => {
-                warn!(user = ?connect.username.as_deref(), reason = %refusal, "authentication failed");
+                shared.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                let delay = shared.failed_logins.failed(peer.ip());
+                warn!(user = ?connect.username.as_deref(), reason = %refusal, delay_ms = delay.as_millis() as u64, "authentication failed");
+                // Repeated failures from one address wait longer and longer for their answer.
+                tokio::time::sleep(delay).await;
                 let code = match refusal {
                     Refusal::BadCredentials => ReasonCode::BadUserNameOrPassword,
                     Refusal::NotAuthorized => ReasonCode::NotAuthorized,
