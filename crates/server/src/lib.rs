@@ -1,8 +1,8 @@
 //! The MQTT broker: sessions, routing and the retained store.
 //!
-//! [`Broker`] holds the shared state; [`Broker::run`] serves TCP listeners until a shutdown
-//! future completes, and [`Broker::serve_connection`] serves one already-accepted byte stream
-//! (TLS or WebSocket transports hand theirs over this way).
+//! [`Broker`] holds the shared state; [`Broker::serve`] serves `transport` listeners (TCP, TLS,
+//! WebSocket) until a shutdown future completes, [`Broker::run`] does the same for plain TCP
+//! listeners, and [`Broker::serve_connection`] serves one already-established byte stream.
 //!
 //! ```no_run
 //! # async fn example() -> std::io::Result<()> {
@@ -94,6 +94,22 @@ impl Broker {
     /// client the server is going away (v5 DISCONNECT 0x8B) and waits for their connections
     /// to close, at most `BrokerOptions::shutdown_grace`.
     pub async fn run(&self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
+        let timeout = self.shared.options.connect_timeout;
+        let listeners = listeners
+            .into_iter()
+            .map(|tcp| transport::Listener::new(tcp, transport::Protocol::Tcp, timeout))
+            .collect();
+        self.serve(listeners, shutdown).await;
+    }
+
+    /// Like [`Broker::run`], for listeners of any transport. The accept loop only accepts: each
+    /// connection's TLS and WebSocket handshakes run in its own task, under the listener's
+    /// handshake timeout.
+    pub async fn serve(
+        &self,
+        listeners: Vec<transport::Listener>,
+        shutdown: impl Future<Output = ()>,
+    ) {
         let mut connections = JoinSet::new();
         let mut accepts = JoinSet::new();
         let (conn_tx, mut conn_rx) = tokio::sync::mpsc::channel(64);
@@ -132,10 +148,9 @@ impl Broker {
             tokio::select! {
                 _ = &mut shutdown => break,
                 accepted = conn_rx.recv() => {
-                    let Some((stream, peer)) = accepted else { break };
-                    let _ = stream.set_nodelay(true);
+                    let Some(accepted) = accepted else { break };
                     let broker = self.clone();
-                    connections.spawn(async move { broker.serve_connection(stream, peer).await });
+                    connections.spawn(async move { broker.handshake_and_serve(accepted).await });
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
@@ -159,5 +174,24 @@ impl Broker {
             connections.abort_all();
         }
         debug!("shutdown complete");
+    }
+
+    /// Runs the transport handshakes of one connection, then serves it.
+    async fn handshake_and_serve(&self, accepted: transport::Accepted) {
+        let remote = accepted.remote();
+        let kind = accepted.kind();
+        let mut shutdown = self.shutdown_tx.subscribe();
+        let handshake = tokio::select! {
+            handshake = accepted.handshake() => handshake,
+            _ = shutdown.wait_for(|down| *down) => return,
+        };
+        match handshake {
+            Ok((stream, peer)) => self.serve_connection(stream, peer.remote).await,
+            // The peer's doing: info at most, so a hostile client cannot flood the log.
+            Err(e @ transport::HandshakeError::NoMqttSubprotocol) => {
+                info!(peer = %remote, transport = %kind, error = %e, "connection refused");
+            }
+            Err(e) => debug!(peer = %remote, transport = %kind, error = %e, "handshake failed"),
+        }
     }
 }

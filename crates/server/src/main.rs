@@ -6,6 +6,7 @@
 //! other changes need a restart, and the log says so.
 
 mod cli;
+mod default_keys;
 mod logging;
 
 use std::path::PathBuf;
@@ -189,19 +190,24 @@ fn run(options: &Options) -> anyhow::Result<()> {
 
 /// Binds the listeners, prints the banner, and serves until SIGINT or SIGTERM.
 async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Result<()> {
+    let options = broker_options(&config);
+    let tls = if config.listeners().iter().any(|l| l.kind.is_tls()) {
+        Some(server_tls(&config.tls)?)
+    } else {
+        None
+    };
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
     for listener in config.listeners() {
-        if listener.kind != ListenerKind::Tcp {
-            // TLS and WebSocket listeners arrive with the transport crate.
-            tracing::warn!(
-                key = listener.key,
-                "{} listener on {} is not implemented yet; not listening",
-                listener.kind,
-                listener.addr
-            );
-            continue;
-        }
+        let protocol = match (listener.kind, &tls) {
+            (ListenerKind::Tcp, _) => transport::Protocol::Tcp,
+            (ListenerKind::WebSocket, _) => transport::Protocol::WebSocket,
+            (ListenerKind::Tls, Some(tls)) => transport::Protocol::Tls(tls.clone()),
+            (ListenerKind::SecureWebSocket, Some(tls)) => {
+                transport::Protocol::SecureWebSocket(tls.clone())
+            }
+            (kind, None) => unreachable!("TLS is set up whenever a {kind} listener is on"),
+        };
         let tcp = bind(&listener.addr)
             .await
             .with_context(|| format!("{}: cannot listen on {}", listener.key, listener.addr))?;
@@ -210,7 +216,12 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
             config::BindAddress::Addr(_) => tcp.local_addr()?.to_string(),
         };
         bound.push(format!("{}: {shown}", listener.kind));
-        listeners.push(tcp);
+        // The handshakes share the connect timeout's budget with CONNECT.
+        listeners.push(transport::Listener::new(
+            tcp,
+            protocol,
+            options.connect_timeout,
+        ));
     }
     let banner = if bound.is_empty() {
         "MQTT: no listener is on".to_owned()
@@ -228,12 +239,47 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
         );
     }
 
-    let broker = server::Broker::new(broker_options(&config));
+    let broker = server::Broker::new(options);
     let reloader = tokio::spawn(reload_logging_on_sighup(sources, log, config));
-    broker.run(listeners, shutdown_signal()).await;
+    broker.serve(listeners, shutdown_signal()).await;
     reloader.abort();
     tracing::info!(target: NOTIFY, "MQTT: stopped");
     Ok(())
+}
+
+/// The TLS set-up of every TLS listener, from the `tls` section's certificate and key.
+fn server_tls(tls: &config::Tls) -> anyhow::Result<transport::ServerTls> {
+    let (Some(certificate), Some(key)) = (&tls.certificate, &tls.private_key) else {
+        // `validate()` reports a section naming one without the other.
+        anyhow::bail!("tls: a certificate and a private key are needed for the TLS listeners");
+    };
+    if let (config::TlsOrigin::Defaults, config::PrivateKey::File(key_file), Some(ca)) =
+        (tls.origin, key, &tls.certificate_authority)
+    {
+        let created = default_keys::ensure(&default_keys::DefaultFiles {
+            certificate,
+            private_key: key_file,
+            certificate_authority: ca,
+        })?;
+        if !created.is_empty() {
+            let files: Vec<String> = created.iter().map(|p| p.display().to_string()).collect();
+            tracing::info!(
+                target: NOTIFY,
+                "TLS: no certificate configured; created a CA and a server certificate: {}",
+                files.join(", ")
+            );
+        }
+    }
+    let certificate_pem = std::fs::read(certificate)
+        .with_context(|| format!("tls.certificate: cannot read {}", certificate.display()))?;
+    let key_pem = match key {
+        config::PrivateKey::File(path) => std::fs::read(path)
+            .with_context(|| format!("tls.privateKey: cannot read {}", path.display()))?,
+        config::PrivateKey::Inline(pem) => pem.expose().as_bytes().to_vec(),
+    };
+    let identity = transport::TlsIdentity::from_pem(&certificate_pem, &key_pem)
+        .with_context(|| format!("tls: {}", certificate.display()))?;
+    Ok(transport::ServerTls::new(identity)?)
 }
 
 /// The broker's options from `mqtt.limits`.

@@ -1,3 +1,28 @@
 //! TCP, TLS and WebSocket listeners turned into MQTT byte streams.
 //!
-//! Not implemented yet: this crate is a placeholder in the workspace layout.
+//! A [`Listener`] only accepts: [`Listener::accept`] returns an [`Accepted`] TCP connection at
+//! once, and the connection's own task calls [`Accepted::handshake`], which runs the TLS and
+//! WebSocket handshakes under the listener's handshake timeout. Every kind of listener ends in
+//! the same [`Stream`] (an `AsyncRead + AsyncWrite` byte stream) plus [`PeerInfo`].
+//!
+//! TLS uses rustls with the `ring` provider, TLS 1.2 and 1.3. One [`ServerTls`] is built from
+//! the certificate and key and shared by every TLS listener; [`ServerTls::replace_identity`]
+//! swaps the certificate for new connections. MQTT over WebSocket (MQTT 5.0 §6) needs the `mqtt`
+//! subprotocol and binary frames; packets may span frames and frames may hold several packets.
+//!
+//! This crate does not read the broker's configuration: the server maps it onto
+//! [`Protocol`] and [`ServerTls`].
+
+mod error;
+mod listener;
+mod stream;
+mod tls;
+mod ws;
+
+pub use error::{HandshakeError, TlsError};
+pub use listener::{Accepted, Listener, Protocol};
+pub use stream::{PeerInfo, Stream, TransportKind};
+pub use tls::{ServerTls, TlsIdentity};
+
+/// The rustls types callers need (certificates in [`PeerInfo`], client configurations in tests).
+pub use rustls;

@@ -1,0 +1,176 @@
+//! Listeners: accept TCP connections quickly, and run each connection's handshakes later, in
+//! its own task, under a timeout.
+
+use std::io;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use rustls::ServerConfig;
+use tokio::io::{AsyncRead, AsyncWrite};
+use tokio::net::{TcpListener, TcpStream};
+use tokio_rustls::TlsAcceptor;
+use tokio_tungstenite::tungstenite::Error as WsError;
+use tokio_tungstenite::tungstenite::http::StatusCode;
+
+use crate::error::HandshakeError;
+use crate::stream::{PeerInfo, Stream, TransportKind};
+use crate::tls::ServerTls;
+use crate::ws::{WsStream, select_subprotocol};
+
+/// What a listener speaks.
+#[derive(Debug, Clone)]
+pub enum Protocol {
+    /// Plain MQTT.
+    Tcp,
+    /// MQTT over TLS.
+    Tls(ServerTls),
+    /// MQTT over WebSocket.
+    WebSocket,
+    /// MQTT over WebSocket over TLS.
+    SecureWebSocket(ServerTls),
+}
+
+impl Protocol {
+    /// The kind of the connections this protocol produces.
+    pub fn kind(&self) -> TransportKind {
+        match self {
+            Protocol::Tcp => TransportKind::Tcp,
+            Protocol::Tls(_) => TransportKind::Tls,
+            Protocol::WebSocket => TransportKind::WebSocket,
+            Protocol::SecureWebSocket(_) => TransportKind::SecureWebSocket,
+        }
+    }
+}
+
+/// A bound TCP listener and the protocol it speaks.
+#[derive(Debug)]
+pub struct Listener {
+    tcp: TcpListener,
+    protocol: Protocol,
+    handshake_timeout: Duration,
+}
+
+impl Listener {
+    /// Serves `protocol` on `tcp`; TLS and WebSocket handshakes must finish within
+    /// `handshake_timeout`.
+    pub fn new(tcp: TcpListener, protocol: Protocol, handshake_timeout: Duration) -> Self {
+        Self {
+            tcp,
+            protocol,
+            handshake_timeout,
+        }
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> io::Result<SocketAddr> {
+        self.tcp.local_addr()
+    }
+
+    /// The kind of the connections this listener produces.
+    pub fn kind(&self) -> TransportKind {
+        self.protocol.kind()
+    }
+
+    /// Waits for the next TCP connection; no handshake happens here.
+    pub async fn accept(&self) -> io::Result<Accepted> {
+        let (tcp, remote) = self.tcp.accept().await?;
+        // MQTT packets are small and latency matters more than segment count.
+        let _ = tcp.set_nodelay(true);
+        Ok(Accepted {
+            tcp,
+            remote,
+            protocol: self.protocol.clone(),
+            handshake_timeout: self.handshake_timeout,
+        })
+    }
+}
+
+/// An accepted TCP connection whose handshakes have not run yet.
+#[derive(Debug)]
+pub struct Accepted {
+    tcp: TcpStream,
+    remote: SocketAddr,
+    protocol: Protocol,
+    handshake_timeout: Duration,
+}
+
+impl Accepted {
+    /// The remote address.
+    pub fn remote(&self) -> SocketAddr {
+        self.remote
+    }
+
+    /// The kind of connection this becomes.
+    pub fn kind(&self) -> TransportKind {
+        self.protocol.kind()
+    }
+
+    /// Runs the TLS and WebSocket handshakes, at most the listener's handshake timeout.
+    pub async fn handshake(self) -> Result<(Stream, PeerInfo), HandshakeError> {
+        let timeout = self.handshake_timeout;
+        let remote = self.remote;
+        let kind = self.protocol.kind();
+        let (stream, client_certificates) =
+            tokio::time::timeout(timeout, upgrade(self.tcp, self.protocol))
+                .await
+                .map_err(|_| HandshakeError::Timeout(timeout))??;
+        Ok((
+            stream,
+            PeerInfo {
+                remote,
+                kind,
+                client_certificates,
+            },
+        ))
+    }
+}
+
+type Certificates = Vec<rustls::pki_types::CertificateDer<'static>>;
+
+async fn upgrade(
+    tcp: TcpStream,
+    protocol: Protocol,
+) -> Result<(Stream, Certificates), HandshakeError> {
+    Ok(match protocol {
+        Protocol::Tcp => (Stream::tcp(tcp), Vec::new()),
+        Protocol::Tls(tls) => {
+            let (tls, certificates) = accept_tls(tcp, tls.mqtt_config()).await?;
+            (Stream::tls(tls), certificates)
+        }
+        Protocol::WebSocket => (Stream::ws(accept_ws(tcp).await?), Vec::new()),
+        Protocol::SecureWebSocket(tls) => {
+            let (tls, certificates) = accept_tls(tcp, tls.web_socket_config()).await?;
+            (Stream::wss(accept_ws(tls).await?), certificates)
+        }
+    })
+}
+
+async fn accept_tls(
+    tcp: TcpStream,
+    config: Arc<ServerConfig>,
+) -> Result<(tokio_rustls::server::TlsStream<TcpStream>, Certificates), HandshakeError> {
+    let tls = TlsAcceptor::from(config)
+        .accept(tcp)
+        .await
+        .map_err(HandshakeError::Tls)?;
+    let certificates = tls
+        .get_ref()
+        .1
+        .peer_certificates()
+        .map(|c| c.iter().map(|c| c.clone().into_owned()).collect())
+        .unwrap_or_default();
+    Ok((tls, certificates))
+}
+
+async fn accept_ws<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+) -> Result<WsStream<S>, HandshakeError> {
+    match tokio_tungstenite::accept_hdr_async(stream, select_subprotocol).await {
+        Ok(ws) => Ok(WsStream::new(ws)),
+        Err(WsError::Http(response)) if response.status() == StatusCode::BAD_REQUEST => {
+            Err(HandshakeError::NoMqttSubprotocol)
+        }
+        Err(e) => Err(HandshakeError::WebSocket(e)),
+    }
+}

@@ -1,0 +1,431 @@
+//! MQTT over TLS, WebSocket and secure WebSocket, against the real broker with real clients:
+//! a rustls client, `mosquitto_pub --cafile`, and a tokio-tungstenite WebSocket client.
+
+#![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use codec::{
+    Connect, MqttString, Packet, ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions,
+    TopicFilter, TopicName,
+};
+use common::{Raw, WAIT};
+use futures_util::{SinkExt, StreamExt};
+use server::{Broker, BrokerOptions};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+use tokio_rustls::TlsConnector;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
+use tokio_tungstenite::tungstenite::{Error as WsError, Message};
+use transport::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
+use transport::{Listener, Protocol, ServerTls, TlsIdentity};
+use xtask::pki::{Pki, PkiOptions};
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+const V3: ProtocolVersion = ProtocolVersion::V3_1_1;
+
+/// Handshake timeout of the test listeners: short, so the silent-client test is quick.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_millis(800);
+
+/// A broker with one listener of every kind on loopback ephemeral ports.
+struct Broker4 {
+    tcp: SocketAddr,
+    tls: SocketAddr,
+    ws: SocketAddr,
+    wss: SocketAddr,
+    pki: Pki,
+    shutdown: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl Broker4 {
+    async fn start() -> Self {
+        let pki = xtask::pki::generate(&PkiOptions::default()).unwrap();
+        let identity = TlsIdentity::from_pem(
+            pki.server.chain_pem.as_bytes(),
+            pki.server.key_pem.as_bytes(),
+        )
+        .unwrap();
+        let tls = ServerTls::new(identity).unwrap();
+        let protocols = [
+            Protocol::Tcp,
+            Protocol::Tls(tls.clone()),
+            Protocol::WebSocket,
+            Protocol::SecureWebSocket(tls),
+        ];
+        let mut listeners = Vec::new();
+        let mut addrs = Vec::new();
+        for protocol in protocols {
+            let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
+            addrs.push(tcp.local_addr().unwrap());
+            listeners.push(Listener::new(tcp, protocol, HANDSHAKE_TIMEOUT));
+        }
+        let broker = Broker::new(BrokerOptions {
+            sys_interval: None,
+            ..BrokerOptions::default()
+        });
+        let (tx, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            broker
+                .serve(listeners, async move {
+                    let _ = rx.await;
+                })
+                .await;
+        });
+        Self {
+            tcp: addrs[0],
+            tls: addrs[1],
+            ws: addrs[2],
+            wss: addrs[3],
+            pki,
+            shutdown: Some(tx),
+            task: Some(task),
+        }
+    }
+
+    async fn stop(mut self) {
+        if let Some(tx) = self.shutdown.take() {
+            let _ = tx.send(());
+        }
+        if let Some(task) = self.task.take() {
+            tokio::time::timeout(Duration::from_secs(10), task)
+                .await
+                .unwrap()
+                .unwrap();
+        }
+    }
+
+    /// A rustls client trusting the test root, offering `alpn`, limited to `versions`.
+    fn tls_connector(
+        &self,
+        alpn: &[&[u8]],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+    ) -> TlsConnector {
+        let mut roots = RootCertStore::empty();
+        roots.add(self.pki.ca.cert_der.clone().into()).unwrap();
+        let mut config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_protocol_versions(versions)
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        TlsConnector::from(Arc::new(config))
+    }
+
+    async fn tls_stream(
+        &self,
+        alpn: &[&[u8]],
+        versions: &[&'static rustls::SupportedProtocolVersion],
+        addr: SocketAddr,
+    ) -> tokio_rustls::client::TlsStream<TcpStream> {
+        let tcp = TcpStream::connect(addr).await.unwrap();
+        self.tls_connector(alpn, versions)
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .unwrap()
+    }
+}
+
+/// An MQTT client over any byte stream, through the codec.
+struct Client<S> {
+    stream: S,
+    buf: BytesMut,
+    version: ProtocolVersion,
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
+    async fn connect(stream: S, version: ProtocolVersion, client_id: &str) -> Self {
+        let mut client = Self {
+            stream,
+            buf: BytesMut::new(),
+            version,
+        };
+        client.send(connect(version, client_id)).await;
+        match client.recv().await {
+            Some(Packet::ConnAck(ack)) => assert!(ack.reason_code.is_success(), "{ack:?}"),
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+        client
+    }
+
+    async fn send(&mut self, packet: Packet) {
+        self.stream
+            .write_all(&encode(&[packet], self.version))
+            .await
+            .unwrap();
+        self.stream.flush().await.unwrap();
+    }
+
+    async fn recv(&mut self) -> Option<Packet> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            if let Some(p) = codec::decode(&mut self.buf, self.version, u32::MAX).unwrap() {
+                return Some(p);
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
+                .await
+                .expect("timed out waiting for a packet")
+            {
+                Ok(0) | Err(_) => return None,
+                Ok(_) => {}
+            }
+        }
+    }
+}
+
+fn connect(version: ProtocolVersion, client_id: &str) -> Packet {
+    Packet::Connect(Box::new(Connect::new(
+        version,
+        MqttString::try_from(client_id).unwrap(),
+        60,
+    )))
+}
+
+fn subscribe(filter: &str) -> Packet {
+    Packet::Subscribe(Subscribe {
+        packet_id: codec::PacketId::new(1).unwrap(),
+        properties: Default::default(),
+        filters: vec![(
+            TopicFilter::try_from(filter).unwrap(),
+            SubscriptionOptions::with_qos(QoS::AtMostOnce),
+        )],
+    })
+}
+
+fn publish(topic: &str, payload: &'static [u8]) -> Packet {
+    Packet::Publish(Publish::new(
+        TopicName::try_from(topic).unwrap(),
+        Bytes::from_static(payload),
+    ))
+}
+
+fn encode(packets: &[Packet], version: ProtocolVersion) -> Vec<u8> {
+    let mut out = BytesMut::new();
+    for p in packets {
+        p.encode(version, &mut out).unwrap();
+    }
+    out.to_vec()
+}
+
+fn expect_suback(packet: Option<Packet>) {
+    match packet {
+        Some(Packet::SubAck(ack)) => assert!(ack.reason_codes[0].is_success(), "{ack:?}"),
+        other => panic!("expected SUBACK, got {other:?}"),
+    }
+}
+
+fn expect_publish(packet: Option<Packet>, topic: &str, payload: &[u8]) {
+    match packet {
+        Some(Packet::Publish(p)) => {
+            assert_eq!(p.topic.as_str(), topic);
+            assert_eq!(&p.payload[..], payload);
+        }
+        other => panic!("expected PUBLISH, got {other:?}"),
+    }
+}
+
+// ---- TLS ----
+
+#[tokio::test]
+async fn tls_clients_publish_and_subscribe_over_tls_1_3_and_1_2() {
+    let broker = Broker4::start().await;
+    let sub_stream = broker
+        .tls_stream(&[b"mqtt"], &[&rustls::version::TLS13], broker.tls)
+        .await;
+    assert_eq!(sub_stream.get_ref().1.alpn_protocol(), Some(&b"mqtt"[..]));
+    assert_eq!(
+        sub_stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_3)
+    );
+    let mut sub = Client::connect(sub_stream, V5, "tls-sub").await;
+    sub.send(subscribe("tls/#")).await;
+    expect_suback(sub.recv().await);
+
+    // No ALPN at all is accepted too.
+    let pub_stream = broker
+        .tls_stream(&[], &[&rustls::version::TLS12], broker.tls)
+        .await;
+    assert_eq!(
+        pub_stream.get_ref().1.protocol_version(),
+        Some(rustls::ProtocolVersion::TLSv1_2)
+    );
+    let mut publisher = Client::connect(pub_stream, V3, "tls-pub").await;
+    publisher.send(publish("tls/t", b"over tls")).await;
+    expect_publish(sub.recv().await, "tls/t", b"over tls");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn mosquitto_pub_publishes_over_tls_with_the_test_ca() {
+    if !common::require_program("mosquitto_pub") {
+        return;
+    }
+    let broker = Broker4::start().await;
+    let dir = tempfile::tempdir().unwrap();
+    let ca = dir.path().join("ca.pem");
+    std::fs::write(&ca, &broker.pki.ca.cert_pem).unwrap();
+    let mut sub = Raw::connect(broker.tcp, V5, "plain-sub").await;
+    sub.send(subscribe("mosq/#")).await;
+    expect_suback(sub.recv().await);
+
+    let status = tokio::process::Command::new("mosquitto_pub")
+        .args(["-h", "localhost", "-p", &broker.tls.port().to_string()])
+        .arg("--cafile")
+        .arg(&ca)
+        .args([
+            "-V",
+            "mqttv311",
+            "-q",
+            "1",
+            "-t",
+            "mosq/tls",
+            "-m",
+            "from mosquitto",
+        ])
+        .status();
+    let status = tokio::time::timeout(WAIT, status).await.unwrap().unwrap();
+    assert!(status.success(), "mosquitto_pub failed: {status}");
+    expect_publish(sub.recv().await, "mosq/tls", b"from mosquitto");
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn silent_client_on_the_tls_port_is_dropped_after_the_handshake_timeout() {
+    let broker = Broker4::start().await;
+    let mut silent = TcpStream::connect(broker.tls).await.unwrap();
+
+    // While the silent one holds its connection, others are served.
+    let stream = broker
+        .tls_stream(&[b"mqtt"], rustls::DEFAULT_VERSIONS, broker.tls)
+        .await;
+    let mut other = Client::connect(stream, V5, "not-silent").await;
+    other.send(subscribe("x")).await;
+    expect_suback(other.recv().await);
+
+    let started = tokio::time::Instant::now();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(HANDSHAKE_TIMEOUT + WAIT, silent.read(&mut byte))
+        .await
+        .expect("the silent client was not dropped");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+    // Dropped by the timeout, not at once (the connect happened before `started`).
+    assert!(started.elapsed() < HANDSHAKE_TIMEOUT + WAIT);
+    broker.stop().await;
+}
+
+// ---- WebSocket ----
+
+type Ws<S> = tokio_tungstenite::WebSocketStream<S>;
+
+async fn ws_open<S: AsyncRead + AsyncWrite + Unpin>(
+    stream: S,
+    scheme: &str,
+    addr: SocketAddr,
+    protocols: Option<&'static str>,
+) -> Result<Ws<S>, WsError> {
+    let mut request = format!("{scheme}://localhost:{}/mqtt", addr.port())
+        .into_client_request()
+        .unwrap();
+    if let Some(p) = protocols {
+        request
+            .headers_mut()
+            .insert(header::SEC_WEBSOCKET_PROTOCOL, HeaderValue::from_static(p));
+    }
+    let (ws, response) = tokio_tungstenite::client_async(request, stream).await?;
+    assert_eq!(
+        response.headers().get(header::SEC_WEBSOCKET_PROTOCOL),
+        Some(&HeaderValue::from_static("mqtt"))
+    );
+    Ok(ws)
+}
+
+/// Reads binary messages until one whole packet is buffered.
+async fn ws_recv<S: AsyncRead + AsyncWrite + Unpin>(
+    ws: &mut Ws<S>,
+    buf: &mut BytesMut,
+    version: ProtocolVersion,
+) -> Option<Packet> {
+    loop {
+        if let Some(p) = codec::decode(buf, version, u32::MAX).unwrap() {
+            return Some(p);
+        }
+        match tokio::time::timeout(WAIT, ws.next())
+            .await
+            .expect("timed out waiting for a frame")
+        {
+            Some(Ok(Message::Binary(data))) => buf.extend_from_slice(&data),
+            Some(Ok(Message::Close(_))) | None | Some(Err(_)) => return None,
+            Some(Ok(other)) => panic!("unexpected message {other:?}"),
+        }
+    }
+}
+
+/// CONNECT split across two frames; then SUBSCRIBE and PUBLISH together in one frame.
+async fn ws_round_trip<S: AsyncRead + AsyncWrite + Unpin>(mut ws: Ws<S>, client_id: &str) {
+    let mut buf = BytesMut::new();
+    let connect = encode(&[connect(V5, client_id)], V5);
+    let (first, second) = connect.split_at(connect.len() / 2);
+    ws.send(Message::binary(first.to_vec())).await.unwrap();
+    ws.send(Message::binary(second.to_vec())).await.unwrap();
+    match ws_recv(&mut ws, &mut buf, V5).await {
+        Some(Packet::ConnAck(ack)) => assert!(ack.reason_code.is_success(), "{ack:?}"),
+        other => panic!("expected CONNACK, got {other:?}"),
+    }
+    let both = encode(&[subscribe("ws/#"), publish("ws/t", b"over websocket")], V5);
+    ws.send(Message::binary(both)).await.unwrap();
+    expect_suback(ws_recv(&mut ws, &mut buf, V5).await);
+    expect_publish(
+        ws_recv(&mut ws, &mut buf, V5).await,
+        "ws/t",
+        b"over websocket",
+    );
+
+    // A text frame closes the connection [MQTT-6.0.0-1].
+    ws.send(Message::text("not mqtt")).await.unwrap();
+    assert!(ws_recv(&mut ws, &mut buf, V5).await.is_none());
+}
+
+#[tokio::test]
+async fn websocket_client_offering_mqtt_in_a_list_publishes_and_subscribes() {
+    let broker = Broker4::start().await;
+    let tcp = TcpStream::connect(broker.ws).await.unwrap();
+    let ws = ws_open(tcp, "ws", broker.ws, Some("mqtt, mqttv3.1"))
+        .await
+        .unwrap();
+    ws_round_trip(ws, "ws-client").await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn secure_websocket_client_publishes_and_subscribes() {
+    let broker = Broker4::start().await;
+    let tls = broker
+        .tls_stream(&[b"http/1.1"], rustls::DEFAULT_VERSIONS, broker.wss)
+        .await;
+    let ws = ws_open(tls, "wss", broker.wss, Some("mqtt")).await.unwrap();
+    ws_round_trip(ws, "wss-client").await;
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn websocket_upgrade_without_mqtt_subprotocol_gets_400() {
+    let broker = Broker4::start().await;
+    for offered in [None, Some("mqttv3.1")] {
+        let tcp = TcpStream::connect(broker.ws).await.unwrap();
+        match ws_open(tcp, "ws", broker.ws, offered).await {
+            Err(WsError::Http(response)) => assert_eq!(response.status(), StatusCode::BAD_REQUEST),
+            Err(e) => panic!("expected HTTP 400, got {e}"),
+            Ok(_) => panic!("expected HTTP 400, the upgrade succeeded"),
+        }
+    }
+    broker.stop().await;
+}
