@@ -26,7 +26,7 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use transport::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
-use transport::{Listener, Protocol, ServerTls, TlsIdentity};
+use transport::{IdentityFiles, KeySource, Listener, Protocol, ServerTls, TlsIdentity};
 use xtask::pki::{Pki, PkiOptions};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -54,7 +54,10 @@ impl Broker4 {
             pki.server.key_pem.as_bytes(),
         )
         .unwrap();
-        let tls = ServerTls::new(identity).unwrap();
+        Self::with_tls(pki, ServerTls::new(identity).unwrap()).await
+    }
+
+    async fn with_tls(pki: Pki, tls: ServerTls) -> Self {
         let protocols = [
             Protocol::Tcp,
             Protocol::Tls(tls.clone()),
@@ -132,6 +135,23 @@ impl Broker4 {
             .connect(ServerName::try_from("localhost").unwrap(), tcp)
             .await
             .unwrap()
+    }
+
+    /// A TLS handshake with the TLS listener by a client trusting `pki`'s root.
+    async fn handshake_trusting(&self, pki: &Pki) -> std::io::Result<()> {
+        let mut roots = RootCertStore::empty();
+        roots.add(pki.ca.cert_der.clone().into()).unwrap();
+        let config =
+            ClientConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+                .with_safe_default_protocol_versions()
+                .unwrap()
+                .with_root_certificates(roots)
+                .with_no_client_auth();
+        let tcp = TcpStream::connect(self.tls).await.unwrap();
+        TlsConnector::from(Arc::new(config))
+            .connect(ServerName::try_from("localhost").unwrap(), tcp)
+            .await
+            .map(drop)
     }
 }
 
@@ -319,6 +339,66 @@ async fn silent_client_on_the_tls_port_is_dropped_after_the_handshake_timeout() 
     assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
     // Dropped by the timeout, not at once (the connect happened before `started`).
     assert!(started.elapsed() < HANDSHAKE_TIMEOUT + WAIT);
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn certificate_swap_on_disk_is_used_by_new_connections_and_a_broken_file_is_ignored() {
+    let first = xtask::pki::generate(&PkiOptions::default()).unwrap();
+    let second = xtask::pki::generate(&PkiOptions::default()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let files = IdentityFiles {
+        certificate: dir.path().join("certificate.pem"),
+        private_key: KeySource::File(dir.path().join("privateKey.pem")),
+    };
+    // Each file is replaced by a rename, as deployment tools do.
+    let replace = |name: &str, contents: &str| {
+        let tmp = dir.path().join(format!("{name}.new"));
+        std::fs::write(&tmp, contents).unwrap();
+        std::fs::rename(&tmp, dir.path().join(name)).unwrap();
+    };
+    replace("certificate.pem", &first.server.chain_pem);
+    replace("privateKey.pem", &first.server.key_pem);
+    let tls = ServerTls::new(files.load().unwrap()).unwrap();
+    let (tx, mut reloads) = tokio::sync::mpsc::unbounded_channel();
+    let watcher = tokio::spawn(tls.clone().watch_files(
+        files,
+        Duration::from_millis(20),
+        move |outcome| {
+            let _ = tx.send(outcome.map_err(|e| e.to_string()));
+        },
+    ));
+    let broker = Broker4::with_tls(first.clone(), tls).await;
+    broker.handshake_trusting(&first).await.unwrap();
+
+    replace("certificate.pem", &second.server.chain_pem);
+    replace("privateKey.pem", &second.server.key_pem);
+    // The watcher may look between the two renames and refuse a mismatched pair first.
+    loop {
+        let outcome = tokio::time::timeout(WAIT, reloads.recv())
+            .await
+            .expect("no reload within the wait")
+            .unwrap();
+        if outcome.is_ok() {
+            break;
+        }
+    }
+    broker.handshake_trusting(&second).await.unwrap();
+    assert!(broker.handshake_trusting(&first).await.is_err());
+
+    // A broken certificate file is reported and the current identity stays.
+    replace(
+        "certificate.pem",
+        "-----BEGIN CERTIFICATE-----\nnot base64\n",
+    );
+    let outcome = tokio::time::timeout(WAIT, reloads.recv())
+        .await
+        .expect("no reload attempt within the wait")
+        .unwrap();
+    assert!(outcome.is_err(), "{outcome:?}");
+    broker.handshake_trusting(&second).await.unwrap();
+
+    watcher.abort();
     broker.stop().await;
 }
 

@@ -270,17 +270,30 @@ fn server_tls(tls: &config::Tls) -> anyhow::Result<transport::ServerTls> {
             );
         }
     }
-    let certificate_pem = std::fs::read(certificate)
-        .with_context(|| format!("tls.certificate: cannot read {}", certificate.display()))?;
-    let key_pem = match key {
-        config::PrivateKey::File(path) => std::fs::read(path)
-            .with_context(|| format!("tls.privateKey: cannot read {}", path.display()))?,
-        config::PrivateKey::Inline(pem) => pem.expose().as_bytes().to_vec(),
+    let files = transport::IdentityFiles {
+        certificate: certificate.clone(),
+        private_key: match key {
+            config::PrivateKey::File(path) => transport::KeySource::File(path.clone()),
+            config::PrivateKey::Inline(pem) => transport::KeySource::Pem(pem.expose().to_owned()),
+        },
     };
-    let identity = transport::TlsIdentity::from_pem(&certificate_pem, &key_pem)
-        .with_context(|| format!("tls: {}", certificate.display()))?;
-    Ok(transport::ServerTls::new(identity)?)
+    let server_tls = transport::ServerTls::new(files.load().context("tls")?)?;
+    tokio::spawn(server_tls.clone().watch_files(
+        files,
+        CERTIFICATE_CHECK_INTERVAL,
+        |outcome| match outcome {
+            Ok(()) => tracing::info!(target: NOTIFY, "TLS: certificate files changed; reloaded"),
+            Err(e) => tracing::error!(
+                error = %e,
+                "TLS: certificate files changed but cannot be used; the previous certificate stays"
+            ),
+        },
+    ));
+    Ok(server_tls)
 }
+
+/// How often the TLS certificate and key files are checked for changes.
+const CERTIFICATE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
 
 /// The broker's options from `mqtt.limits`.
 fn broker_options(config: &Config) -> server::BrokerOptions {

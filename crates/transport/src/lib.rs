@@ -7,7 +7,8 @@
 //!
 //! TLS uses rustls with the `ring` provider, TLS 1.2 and 1.3. One [`ServerTls`] is built from
 //! the certificate and key and shared by every TLS listener; [`ServerTls::replace_identity`]
-//! swaps the certificate for new connections. MQTT over WebSocket (MQTT 5.0 §6) needs the `mqtt`
+//! swaps the certificate for new connections, and [`ServerTls::watch_files`] does so whenever
+//! the certificate or key file changes. MQTT over WebSocket (MQTT 5.0 §6) needs the `mqtt`
 //! subprotocol and binary frames; packets may span frames and frames may hold several packets.
 //!
 //! This crate does not read the broker's configuration: the server maps it onto
@@ -15,12 +16,14 @@
 
 mod error;
 mod listener;
+mod reload;
 mod stream;
 mod tls;
 mod ws;
 
 pub use error::{HandshakeError, TlsError};
 pub use listener::{Accepted, Listener, Protocol};
+pub use reload::{IdentityFiles, KeySource, LoadError};
 pub use stream::{PeerInfo, Stream, TransportKind};
 pub use tls::{ServerTls, TlsIdentity};
 
