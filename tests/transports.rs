@@ -26,7 +26,9 @@ use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 use transport::rustls::{self, ClientConfig, RootCertStore, pki_types::ServerName};
-use transport::{IdentityFiles, KeySource, Listener, Protocol, ServerTls, TlsIdentity};
+use transport::{
+    HandshakeLimit, IdentityFiles, KeySource, Listener, Protocol, ServerTls, TlsIdentity,
+};
 use xtask::pki::{Pki, PkiOptions};
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -58,6 +60,15 @@ impl Broker4 {
     }
 
     async fn with_tls(pki: Pki, tls: ServerTls) -> Self {
+        Self::with(pki, tls, HANDSHAKE_TIMEOUT, None).await
+    }
+
+    async fn with(
+        pki: Pki,
+        tls: ServerTls,
+        handshake_timeout: Duration,
+        limit: Option<HandshakeLimit>,
+    ) -> Self {
         let protocols = [
             Protocol::Tcp,
             Protocol::Tls(tls.clone()),
@@ -69,7 +80,11 @@ impl Broker4 {
         for protocol in protocols {
             let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
             addrs.push(tcp.local_addr().unwrap());
-            listeners.push(Listener::new(tcp, protocol, HANDSHAKE_TIMEOUT));
+            let listener = Listener::new(tcp, protocol, handshake_timeout);
+            listeners.push(match &limit {
+                Some(limit) => listener.with_handshake_limit(limit.clone()),
+                None => listener,
+            });
         }
         let broker = Broker::new(BrokerOptions {
             sys_interval: None,
@@ -399,6 +414,47 @@ async fn certificate_swap_on_disk_is_used_by_new_connections_and_a_broken_file_i
     broker.handshake_trusting(&second).await.unwrap();
 
     watcher.abort();
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn connections_beyond_the_handshake_limit_are_closed_at_once() {
+    let pki = xtask::pki::generate(&PkiOptions::default()).unwrap();
+    let identity = TlsIdentity::from_pem(
+        pki.server.chain_pem.as_bytes(),
+        pki.server.key_pem.as_bytes(),
+    )
+    .unwrap();
+    let tls = ServerTls::new(identity).unwrap();
+    // A long handshake timeout: only the limit can close the second connection within WAIT.
+    let broker = Broker4::with(
+        pki,
+        tls,
+        Duration::from_secs(60),
+        Some(HandshakeLimit::new(1)),
+    )
+    .await;
+
+    // The first connection takes the only handshake slot and sends nothing yet.
+    let first = TcpStream::connect(broker.tls).await.unwrap();
+    let mut second = TcpStream::connect(broker.tls).await.unwrap();
+    let mut byte = [0u8; 1];
+    let read = tokio::time::timeout(WAIT, second.read(&mut byte))
+        .await
+        .expect("the second connection was not closed");
+    assert!(matches!(read, Ok(0) | Err(_)), "{read:?}");
+
+    // The first one is served; once its handshake is over the slot is free again.
+    let tls = broker
+        .tls_connector(&[b"mqtt"], rustls::DEFAULT_VERSIONS)
+        .connect(ServerName::try_from("localhost").unwrap(), first)
+        .await
+        .unwrap();
+    let _first = Client::connect(tls, V5, "first").await;
+    let third = broker
+        .tls_stream(&[b"mqtt"], rustls::DEFAULT_VERSIONS, broker.tls)
+        .await;
+    let _third = Client::connect(third, V5, "third").await;
     broker.stop().await;
 }
 

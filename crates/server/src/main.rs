@@ -196,6 +196,7 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
     } else {
         None
     };
+    let handshakes = transport::HandshakeLimit::new(MAX_HANDSHAKES);
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
     for listener in config.listeners() {
@@ -217,11 +218,10 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
         };
         bound.push(format!("{}: {shown}", listener.kind));
         // The handshakes share the connect timeout's budget with CONNECT.
-        listeners.push(transport::Listener::new(
-            tcp,
-            protocol,
-            options.connect_timeout,
-        ));
+        listeners.push(
+            transport::Listener::new(tcp, protocol, options.connect_timeout)
+                .with_handshake_limit(handshakes.clone()),
+        );
     }
     let banner = if bound.is_empty() {
         "MQTT: no listener is on".to_owned()
@@ -291,6 +291,10 @@ fn server_tls(tls: &config::Tls) -> anyhow::Result<transport::ServerTls> {
     ));
     Ok(server_tls)
 }
+
+/// TLS and WebSocket handshakes in progress at once, over every listener; connections beyond
+/// are closed on arrival.
+const MAX_HANDSHAKES: usize = 1024;
 
 /// How often the TLS certificate and key files are checked for changes.
 const CERTIFICATE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);

@@ -22,7 +22,7 @@ mod tls;
 mod ws;
 
 pub use error::{HandshakeError, TlsError};
-pub use listener::{Accepted, Listener, Protocol};
+pub use listener::{Accepted, HandshakeLimit, Listener, Protocol};
 pub use reload::{IdentityFiles, KeySource, LoadError};
 pub use stream::{PeerInfo, Stream, TransportKind};
 pub use tls::{ServerTls, TlsIdentity};

@@ -9,6 +9,7 @@ use std::time::Duration;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::http::StatusCode;
@@ -43,12 +44,26 @@ impl Protocol {
     }
 }
 
+/// At most this many TLS and WebSocket handshakes at once, shared by the listeners given it: a
+/// connection arriving when all are taken is closed at once, before any TLS or HTTP parsing, so
+/// a connection flood costs little and served clients are unaffected.
+#[derive(Debug, Clone)]
+pub struct HandshakeLimit(Arc<Semaphore>);
+
+impl HandshakeLimit {
+    /// Room for `max` concurrent handshakes.
+    pub fn new(max: usize) -> Self {
+        Self(Arc::new(Semaphore::new(max)))
+    }
+}
+
 /// A bound TCP listener and the protocol it speaks.
 #[derive(Debug)]
 pub struct Listener {
     tcp: TcpListener,
     protocol: Protocol,
     handshake_timeout: Duration,
+    limit: Option<HandshakeLimit>,
 }
 
 impl Listener {
@@ -59,7 +74,15 @@ impl Listener {
             tcp,
             protocol,
             handshake_timeout,
+            limit: None,
         }
+    }
+
+    /// Caps the concurrent TLS and WebSocket handshakes of this listener (and of every other
+    /// listener given the same `limit`). Plain TCP has no handshake and is not capped.
+    pub fn with_handshake_limit(mut self, limit: HandshakeLimit) -> Self {
+        self.limit = Some(limit);
+        self
     }
 
     /// The bound address.
@@ -72,17 +95,32 @@ impl Listener {
         self.protocol.kind()
     }
 
-    /// Waits for the next TCP connection; no handshake happens here.
+    /// Waits for the next TCP connection; no handshake happens here. Connections beyond the
+    /// handshake limit are closed here and not returned.
     pub async fn accept(&self) -> io::Result<Accepted> {
-        let (tcp, remote) = self.tcp.accept().await?;
-        // MQTT packets are small and latency matters more than segment count.
-        let _ = tcp.set_nodelay(true);
-        Ok(Accepted {
-            tcp,
-            remote,
-            protocol: self.protocol.clone(),
-            handshake_timeout: self.handshake_timeout,
-        })
+        loop {
+            let (tcp, remote) = self.tcp.accept().await?;
+            let permit = match (&self.limit, &self.protocol) {
+                (None, _) | (_, Protocol::Tcp) => None,
+                (Some(limit), _) => match limit.0.clone().try_acquire_owned() {
+                    Ok(permit) => Some(permit),
+                    Err(_) => {
+                        // A flood, most likely: debug only, so it cannot flood the log too.
+                        tracing::debug!(peer = %remote, "too many handshakes in progress; connection closed");
+                        continue;
+                    }
+                },
+            };
+            // MQTT packets are small and latency matters more than segment count.
+            let _ = tcp.set_nodelay(true);
+            return Ok(Accepted {
+                tcp,
+                remote,
+                protocol: self.protocol.clone(),
+                handshake_timeout: self.handshake_timeout,
+                permit,
+            });
+        }
     }
 }
 
@@ -93,6 +131,8 @@ pub struct Accepted {
     remote: SocketAddr,
     protocol: Protocol,
     handshake_timeout: Duration,
+    /// Held until the handshakes end.
+    permit: Option<OwnedSemaphorePermit>,
 }
 
 impl Accepted {
@@ -115,6 +155,7 @@ impl Accepted {
             tokio::time::timeout(timeout, upgrade(self.tcp, self.protocol))
                 .await
                 .map_err(|_| HandshakeError::Timeout(timeout))??;
+        drop(self.permit);
         Ok((
             stream,
             PeerInfo {
