@@ -75,21 +75,22 @@ impl Broker4 {
             Protocol::WebSocket,
             Protocol::SecureWebSocket(tls),
         ];
+        let broker = Broker::new(BrokerOptions {
+            sys_interval: None,
+            ..BrokerOptions::default()
+        });
         let mut listeners = Vec::new();
         let mut addrs = Vec::new();
         for protocol in protocols {
             let tcp = TcpListener::bind("127.0.0.1:0").await.unwrap();
             addrs.push(tcp.local_addr().unwrap());
-            let listener = Listener::new(tcp, protocol, handshake_timeout);
+            let listener = Listener::new(tcp, protocol, handshake_timeout)
+                .with_http_status(broker.http_status());
             listeners.push(match &limit {
                 Some(limit) => listener.with_handshake_limit(limit.clone()),
                 None => listener,
             });
         }
-        let broker = Broker::new(BrokerOptions {
-            sys_interval: None,
-            ..BrokerOptions::default()
-        });
         let (tx, rx) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
             broker
@@ -549,6 +550,73 @@ async fn secure_websocket_client_publishes_and_subscribes() {
         .await;
     let ws = ws_open(tls, "wss", broker.wss, Some("mqtt")).await.unwrap();
     ws_round_trip(ws, "wss-client").await;
+    broker.stop().await;
+}
+
+/// A plain HTTP/1.1 GET on `addr`; the whole response (the broker closes after it).
+async fn http_get(addr: SocketAddr, path: &str) -> String {
+    let mut tcp = TcpStream::connect(addr).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: localhost\r\n\r\n");
+    tcp.write_all(request.as_bytes()).await.unwrap();
+    let mut response = String::new();
+    tokio::time::timeout(WAIT, tcp.read_to_string(&mut response))
+        .await
+        .expect("no complete response")
+        .unwrap();
+    response
+}
+
+#[tokio::test]
+async fn http_port_answers_health_and_metrics() {
+    let broker = Broker4::start().await;
+    let health = http_get(broker.ws, "/health").await;
+    assert!(health.starts_with("HTTP/1.1 200 OK\r\n"), "{health}");
+    assert!(health.ends_with("\r\n\r\nok\n"), "{health}");
+
+    // One MQTT client over WebSocket and one over TCP, past CONNECT.
+    let tcp = TcpStream::connect(broker.ws).await.unwrap();
+    let mut ws = ws_open(tcp, "ws", broker.ws, Some("mqtt")).await.unwrap();
+    ws.send(Message::binary(encode(&[connect(V5, "metrics-ws")], V5)))
+        .await
+        .unwrap();
+    let mut buf = BytesMut::new();
+    assert!(matches!(
+        ws_recv(&mut ws, &mut buf, V5).await,
+        Some(Packet::ConnAck(_))
+    ));
+    let _raw = Raw::connect(broker.tcp, V5, "metrics-tcp").await;
+
+    let metrics = http_get(broker.ws, "/metrics?x=1").await;
+    assert!(
+        metrics.contains("content-type: text/plain; version=0.0.4"),
+        "{metrics}"
+    );
+    for line in [
+        "# TYPE mqtt_connections gauge",
+        "mqtt_connections{transport=\"ws\"} 1",
+        "mqtt_connections{transport=\"tcp\"} 1",
+        "mqtt_connections{transport=\"tls\"} 0",
+        "mqtt_clients_connected 2",
+        "# TYPE mqtt_messages_received_total counter",
+        "mqtt_retained_messages 0",
+    ] {
+        assert!(
+            metrics.lines().any(|l| l == line),
+            "{line:?} missing from\n{metrics}"
+        );
+    }
+    // Secure WebSocket's port answers too.
+    let mut tls = broker
+        .tls_stream(&[b"http/1.1"], rustls::DEFAULT_VERSIONS, broker.wss)
+        .await;
+    tls.write_all(b"GET /health HTTP/1.1\r\nHost: localhost\r\n\r\n")
+        .await
+        .unwrap();
+    let mut response = Vec::new();
+    let _ = tokio::time::timeout(WAIT, tls.read_to_end(&mut response))
+        .await
+        .expect("no complete response");
+    assert!(response.starts_with(b"HTTP/1.1 200 OK\r\n"));
     broker.stop().await;
 }
 

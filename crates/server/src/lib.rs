@@ -16,6 +16,7 @@ mod broker;
 mod connection;
 mod index;
 mod message;
+mod metrics;
 mod options;
 mod retained;
 mod session;
@@ -39,6 +40,8 @@ pub use options::BrokerOptions;
 pub struct Broker {
     shared: Arc<broker::Shared>,
     shutdown_tx: Arc<watch::Sender<bool>>,
+    connections: Arc<metrics::Connections>,
+    serving: Arc<std::sync::atomic::AtomicBool>,
 }
 
 impl Broker {
@@ -53,7 +56,19 @@ impl Broker {
         Self {
             shared: Arc::new(broker::Shared::new(options, access)),
             shutdown_tx: Arc::new(shutdown_tx),
+            connections: Arc::default(),
+            serving: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
+    }
+
+    /// What `GET /health` and `GET /metrics` report, for [`transport::Listener::with_http_status`]:
+    /// healthy until shutdown begins; the broker's counters and connections by transport.
+    pub fn http_status(&self) -> Arc<dyn transport::HttpStatus> {
+        Arc::new(metrics::Status {
+            shared: self.shared.clone(),
+            connections: self.connections.clone(),
+            serving: self.serving.clone(),
+        })
     }
 
     /// Serves one accepted connection until it ends or the broker shuts down.
@@ -160,6 +175,8 @@ impl Broker {
             sys.abort();
         }
         info!(connections = connections.len(), "shutting down");
+        self.serving
+            .store(false, std::sync::atomic::Ordering::Relaxed);
         let _ = self.shutdown_tx.send(true);
         let grace = self.shared.options.shutdown_grace;
         let drained = tokio::time::timeout(grace, async {
@@ -186,7 +203,12 @@ impl Broker {
             _ = shutdown.wait_for(|down| *down) => return,
         };
         match handshake {
-            Ok((stream, peer)) => self.serve_connection(stream, peer.remote).await,
+            Ok(Some((stream, peer))) => {
+                let _open = self.connections.open(peer.kind);
+                self.serve_connection(stream, peer.remote).await;
+            }
+            // An HTTP request (`/health`, `/metrics`), answered.
+            Ok(None) => {}
             // The peer's doing: info at most, so a hostile client cannot flood the log.
             Err(e @ transport::HandshakeError::NoMqttSubprotocol) => {
                 info!(peer = %remote, transport = %kind, error = %e, "connection refused");

@@ -241,6 +241,16 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
 
     let broker = server::Broker::new(options);
     let reloader = tokio::spawn(reload_logging_on_sighup(sources, log, config));
+    // The HTTP port answers /health and /metrics beside the WebSocket upgrade.
+    let listeners = listeners
+        .into_iter()
+        .map(|l| match l.kind() {
+            transport::TransportKind::WebSocket | transport::TransportKind::SecureWebSocket => {
+                l.with_http_status(broker.http_status())
+            }
+            _ => l,
+        })
+        .collect();
     broker.serve(listeners, shutdown_signal()).await;
     reloader.abort();
     tracing::info!(target: NOTIFY, "MQTT: stopped");

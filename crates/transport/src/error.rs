@@ -32,6 +32,9 @@ pub enum HandshakeError {
     /// HTTP 400.
     #[error("websocket upgrade refused with 400: the mqtt subprotocol was not offered")]
     NoMqttSubprotocol,
+    /// Reading the HTTP request or writing the answer failed.
+    #[error("http request failed: {0}")]
+    Http(std::io::Error),
     /// The WebSocket upgrade failed.
     #[error("websocket handshake failed: {0}")]
     WebSocket(tokio_tungstenite::tungstenite::Error),

@@ -10,11 +10,13 @@
 //! swaps the certificate for new connections, and [`ServerTls::watch_files`] does so whenever
 //! the certificate or key file changes. MQTT over WebSocket (MQTT 5.0 §6) needs the `mqtt`
 //! subprotocol and binary frames; packets may span frames and frames may hold several packets.
+//! The WebSocket port also answers `GET /health` and `GET /metrics` from an [`HttpStatus`].
 //!
 //! This crate does not read the broker's configuration: the server maps it onto
 //! [`Protocol`] and [`ServerTls`].
 
 mod error;
+mod http;
 mod listener;
 mod reload;
 mod stream;
@@ -22,6 +24,7 @@ mod tls;
 mod ws;
 
 pub use error::{HandshakeError, TlsError};
+pub use http::HttpStatus;
 pub use listener::{Accepted, HandshakeLimit, Listener, Protocol};
 pub use reload::{IdentityFiles, KeySource, LoadError};
 pub use stream::{PeerInfo, Stream, TransportKind};

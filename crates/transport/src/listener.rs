@@ -15,6 +15,7 @@ use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
 use crate::error::HandshakeError;
+use crate::http::{HttpStatus, Replay, read_head};
 use crate::stream::{PeerInfo, Stream, TransportKind};
 use crate::tls::ServerTls;
 use crate::ws::{WsStream, select_subprotocol};
@@ -64,6 +65,7 @@ pub struct Listener {
     protocol: Protocol,
     handshake_timeout: Duration,
     limit: Option<HandshakeLimit>,
+    http: Option<Arc<dyn HttpStatus>>,
 }
 
 impl Listener {
@@ -75,7 +77,15 @@ impl Listener {
             protocol,
             handshake_timeout,
             limit: None,
+            http: None,
         }
+    }
+
+    /// Answers `GET /health` and `GET /metrics` from `status` (WebSocket listeners only; other
+    /// requests go on to the upgrade).
+    pub fn with_http_status(mut self, status: Arc<dyn HttpStatus>) -> Self {
+        self.http = Some(status);
+        self
     }
 
     /// Caps the concurrent TLS and WebSocket handshakes of this listener (and of every other
@@ -119,6 +129,7 @@ impl Listener {
                 protocol: self.protocol.clone(),
                 handshake_timeout: self.handshake_timeout,
                 permit,
+                http: self.http.clone(),
             });
         }
     }
@@ -133,6 +144,7 @@ pub struct Accepted {
     handshake_timeout: Duration,
     /// Held until the handshakes end.
     permit: Option<OwnedSemaphorePermit>,
+    http: Option<Arc<dyn HttpStatus>>,
 }
 
 impl Accepted {
@@ -146,24 +158,30 @@ impl Accepted {
         self.protocol.kind()
     }
 
-    /// Runs the TLS and WebSocket handshakes, at most the listener's handshake timeout.
-    pub async fn handshake(self) -> Result<(Stream, PeerInfo), HandshakeError> {
+    /// Runs the TLS and WebSocket handshakes, at most the listener's handshake timeout. `None`:
+    /// the connection carried an HTTP request that has been answered (`/health`, `/metrics`).
+    pub async fn handshake(self) -> Result<Option<(Stream, PeerInfo)>, HandshakeError> {
         let timeout = self.handshake_timeout;
         let remote = self.remote;
         let kind = self.protocol.kind();
-        let (stream, client_certificates) =
-            tokio::time::timeout(timeout, upgrade(self.tcp, self.protocol))
-                .await
-                .map_err(|_| HandshakeError::Timeout(timeout))??;
+        let upgraded = tokio::time::timeout(
+            timeout,
+            upgrade(self.tcp, self.protocol, self.http.as_deref()),
+        )
+        .await
+        .map_err(|_| HandshakeError::Timeout(timeout))??;
         drop(self.permit);
-        Ok((
+        let Some((stream, client_certificates)) = upgraded else {
+            return Ok(None);
+        };
+        Ok(Some((
             stream,
             PeerInfo {
                 remote,
                 kind,
                 client_certificates,
             },
-        ))
+        )))
     }
 }
 
@@ -172,17 +190,22 @@ type Certificates = Vec<rustls::pki_types::CertificateDer<'static>>;
 async fn upgrade(
     tcp: TcpStream,
     protocol: Protocol,
-) -> Result<(Stream, Certificates), HandshakeError> {
+    http: Option<&dyn HttpStatus>,
+) -> Result<Option<(Stream, Certificates)>, HandshakeError> {
     Ok(match protocol {
-        Protocol::Tcp => (Stream::tcp(tcp), Vec::new()),
+        Protocol::Tcp => Some((Stream::tcp(tcp), Vec::new())),
         Protocol::Tls(tls) => {
             let (tls, certificates) = accept_tls(tcp, tls.mqtt_config()).await?;
-            (Stream::tls(tls), certificates)
+            Some((Stream::tls(tls), certificates))
         }
-        Protocol::WebSocket => (Stream::ws(accept_ws(tcp).await?), Vec::new()),
+        Protocol::WebSocket => accept_ws(tcp, http)
+            .await?
+            .map(|ws| (Stream::ws(ws), Vec::new())),
         Protocol::SecureWebSocket(tls) => {
             let (tls, certificates) = accept_tls(tcp, tls.web_socket_config()).await?;
-            (Stream::wss(accept_ws(tls).await?), certificates)
+            accept_ws(tls, http)
+                .await?
+                .map(|ws| (Stream::wss(ws), certificates))
         }
     })
 }
@@ -204,11 +227,17 @@ async fn accept_tls(
     Ok((tls, certificates))
 }
 
+/// Answers `/health` and `/metrics` (`None`), or upgrades to WebSocket.
 async fn accept_ws<S: AsyncRead + AsyncWrite + Unpin>(
-    stream: S,
-) -> Result<WsStream<S>, HandshakeError> {
-    match tokio_tungstenite::accept_hdr_async(stream, select_subprotocol).await {
-        Ok(ws) => Ok(WsStream::new(ws)),
+    mut stream: S,
+    http: Option<&dyn HttpStatus>,
+) -> Result<Option<WsStream<Replay<S>>>, HandshakeError> {
+    let head = read_head(&mut stream).await?;
+    if head.answer(&mut stream, http).await? {
+        return Ok(None);
+    }
+    match tokio_tungstenite::accept_hdr_async(head.replay(stream), select_subprotocol).await {
+        Ok(ws) => Ok(Some(WsStream::new(ws))),
         Err(WsError::Http(response)) if response.status() == StatusCode::BAD_REQUEST => {
             Err(HandshakeError::NoMqttSubprotocol)
         }

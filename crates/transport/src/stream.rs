@@ -11,6 +11,7 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
 use tokio_rustls::server::TlsStream;
 
+use crate::http::Replay;
 use crate::ws::WsStream;
 
 /// What a connection arrived over.
@@ -57,8 +58,8 @@ pub struct Stream(Inner);
 enum Inner {
     Tcp(TcpStream),
     Tls(Box<TlsStream<TcpStream>>),
-    Ws(Box<WsStream<TcpStream>>),
-    Wss(Box<WsStream<TlsStream<TcpStream>>>),
+    Ws(Box<WsStream<Replay<TcpStream>>>),
+    Wss(Box<WsStream<Replay<TlsStream<TcpStream>>>>),
 }
 
 impl Stream {
@@ -68,10 +69,10 @@ impl Stream {
     pub(crate) fn tls(s: TlsStream<TcpStream>) -> Self {
         Stream(Inner::Tls(Box::new(s)))
     }
-    pub(crate) fn ws(s: WsStream<TcpStream>) -> Self {
+    pub(crate) fn ws(s: WsStream<Replay<TcpStream>>) -> Self {
         Stream(Inner::Ws(Box::new(s)))
     }
-    pub(crate) fn wss(s: WsStream<TlsStream<TcpStream>>) -> Self {
+    pub(crate) fn wss(s: WsStream<Replay<TlsStream<TcpStream>>>) -> Self {
         Stream(Inner::Wss(Box::new(s)))
     }
 }

@@ -1,0 +1,149 @@
+//! `GET /health` and `GET /metrics` on the HTTP port: the broker's counters in the Prometheus
+//! text format, and connections by transport.
+
+use std::fmt::Write as _;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use transport::TransportKind;
+
+use crate::broker::Shared;
+
+/// Open MQTT connections (after their handshakes) by transport.
+#[derive(Debug, Default)]
+pub(crate) struct Connections {
+    tcp: AtomicU64,
+    tls: AtomicU64,
+    ws: AtomicU64,
+    wss: AtomicU64,
+}
+
+impl Connections {
+    fn of(&self, kind: TransportKind) -> &AtomicU64 {
+        match kind {
+            TransportKind::Tcp => &self.tcp,
+            TransportKind::Tls => &self.tls,
+            TransportKind::WebSocket => &self.ws,
+            TransportKind::SecureWebSocket => &self.wss,
+        }
+    }
+
+    /// Counts a connection of `kind` until the guard is dropped.
+    pub(crate) fn open(self: &Arc<Self>, kind: TransportKind) -> OpenConnection {
+        self.of(kind).fetch_add(1, Ordering::Relaxed);
+        OpenConnection {
+            connections: self.clone(),
+            kind,
+        }
+    }
+}
+
+/// One open connection in [`Connections`].
+pub(crate) struct OpenConnection {
+    connections: Arc<Connections>,
+    kind: TransportKind,
+}
+
+impl Drop for OpenConnection {
+    fn drop(&mut self) {
+        self.connections
+            .of(self.kind)
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+/// What the HTTP endpoints report.
+#[derive(Debug)]
+pub(crate) struct Status {
+    pub shared: Arc<Shared>,
+    pub connections: Arc<Connections>,
+    /// False once shutdown has begun.
+    pub serving: Arc<AtomicBool>,
+}
+
+impl transport::HttpStatus for Status {
+    fn healthy(&self) -> bool {
+        self.serving.load(Ordering::Relaxed)
+    }
+
+    fn metrics(&self) -> String {
+        let stats = &self.shared.stats;
+        let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
+        let mut out = String::new();
+        let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
+            // Writing to a String cannot fail.
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+            for (labels, value) in samples {
+                let _ = writeln!(out, "{name}{labels} {value}");
+            }
+        };
+        let c = &self.connections;
+        metric(
+            "mqtt_connections",
+            "gauge",
+            "Open MQTT connections by transport.",
+            &[
+                ("{transport=\"tcp\"}", load(&c.tcp)),
+                ("{transport=\"tls\"}", load(&c.tls)),
+                ("{transport=\"ws\"}", load(&c.ws)),
+                ("{transport=\"wss\"}", load(&c.wss)),
+            ],
+        );
+        metric(
+            "mqtt_clients_connected",
+            "gauge",
+            "Clients past CONNECT.",
+            &[("", load(&stats.clients_connected))],
+        );
+        metric(
+            "mqtt_messages_received_total",
+            "counter",
+            "PUBLISH packets received.",
+            &[("", load(&stats.messages_received))],
+        );
+        metric(
+            "mqtt_messages_sent_total",
+            "counter",
+            "PUBLISH packets sent.",
+            &[("", load(&stats.messages_sent))],
+        );
+        metric(
+            "mqtt_messages_dropped_total",
+            "counter",
+            "Messages dropped by full session queues.",
+            &[("", load(&stats.messages_dropped))],
+        );
+        metric(
+            "mqtt_bytes_received_total",
+            "counter",
+            "Bytes of MQTT packets received.",
+            &[("", load(&stats.bytes_received))],
+        );
+        metric(
+            "mqtt_bytes_sent_total",
+            "counter",
+            "Bytes of MQTT packets sent.",
+            &[("", load(&stats.bytes_sent))],
+        );
+        metric(
+            "mqtt_auth_failures_total",
+            "counter",
+            "Connections refused for bad credentials.",
+            &[("", load(&stats.auth_failures))],
+        );
+        let subscriptions = self.shared.index_read().len() as u64;
+        metric(
+            "mqtt_subscriptions",
+            "gauge",
+            "Subscriptions of every session.",
+            &[("", subscriptions)],
+        );
+        metric(
+            "mqtt_retained_messages",
+            "gauge",
+            "Retained messages stored.",
+            &[("", self.shared.retained.len() as u64)],
+        );
+        out
+    }
+}
