@@ -14,7 +14,9 @@ mod policy;
 mod users;
 
 pub use policy::{ANONYMOUS_ROLE, Policy, UsersAccess};
-pub use users::{RoleEntry, RuleEntry, UserEntry, UsersFile, UsersFileError, generate_password, hash_password};
+pub use users::{
+    RoleEntry, RuleEntry, UserEntry, UsersFile, UsersFileError, generate_password, hash_password,
+};
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -226,7 +226,10 @@ pub fn generate_password() -> String {
     let mut bytes = [0u8; 24];
     OsRng.fill_bytes(&mut bytes);
     // 256 is not a multiple of 55: the bias this leaves is below half a bit in total.
-    bytes.iter().map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()])).collect()
+    bytes
+        .iter()
+        .map(|b| char::from(ALPHABET[usize::from(*b) % ALPHABET.len()]))
+        .collect()
 }
 
 impl UsersFile {
@@ -234,11 +237,21 @@ impl UsersFile {
     /// `super` (`superUser: true`), and an empty `anonymous` role.
     pub fn with_admin(name: &str, password: &str) -> Result<Self, UsersFileError> {
         let mut file = UsersFile::default();
-        file.roles.insert("super".into(), RoleEntry { super_user: true, permissions: Vec::new() });
+        file.roles.insert(
+            "super".into(),
+            RoleEntry {
+                super_user: true,
+                permissions: Vec::new(),
+            },
+        );
         file.roles.insert("anonymous".into(), RoleEntry::default());
         file.users.insert(
             name.into(),
-            UserEntry { password: Some(hash_password(password)?), roles: vec!["super".into()], active: true },
+            UserEntry {
+                password: Some(hash_password(password)?),
+                roles: vec!["super".into()],
+                active: true,
+            },
         );
         Ok(file)
     }

@@ -13,9 +13,16 @@ use std::path::PathBuf;
 pub const USAGE: &str = "\
 usage: server [--config PATH] [--root DIR] [--KEY VALUE]...
        server check-config [--config PATH] [--root DIR] [--KEY VALUE]...
+       server user add NAME [--role ROLE]... [--password-stdin] [--config PATH] [--root DIR]
+       server user passwd NAME [--password-stdin] [--config PATH] [--root DIR]
+       server user del NAME [--config PATH] [--root DIR]
+       server user list [--config PATH] [--root DIR]
 
   (no command)      run the broker
   check-config      print the effective configuration and every problem; exit 1 if any is an error
+  user ...          edit the users file (authentication.usersFile); a running broker picks the
+                    change up by itself. The password is asked on the terminal, or read as one
+                    line from stdin with --password-stdin
 
   --config PATH     the configuration file (default: <root>/harperdb-config.yaml; built-in
                     defaults when that file does not exist)
@@ -37,6 +44,36 @@ pub enum Command {
     Help,
     /// Print the version.
     Version,
+    /// Edit the users file.
+    User(Options, UserCommand),
+}
+
+/// `server user ...`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum UserCommand {
+    /// Add a user (or replace its password and roles).
+    Add {
+        /// User name.
+        name: String,
+        /// Roles, in order.
+        roles: Vec<String>,
+        /// Read the password from stdin instead of the terminal.
+        password_stdin: bool,
+    },
+    /// Change a user's password.
+    Passwd {
+        /// User name.
+        name: String,
+        /// Read the password from stdin instead of the terminal.
+        password_stdin: bool,
+    },
+    /// Remove a user.
+    Del {
+        /// User name.
+        name: String,
+    },
+    /// List users and their roles.
+    List,
 }
 
 /// Where the configuration comes from, as given on the command line.
@@ -71,6 +108,8 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
     let mut args = args.into_iter();
     let mut options = Options::default();
     let mut check = false;
+    // `user`: the positional words after it, --role values, --password-stdin.
+    let mut user: Option<(Vec<String>, Vec<String>, bool)> = None;
     while let Some(arg) = args.next() {
         let Some(text) = arg.to_str() else {
             return Err(usage_error(format!("unexpected argument {arg:?}")));
@@ -79,7 +118,27 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
         match text.as_str() {
             "-h" | "--help" => return Ok(Command::Help),
             "-V" | "--version" => return Ok(Command::Version),
-            "check-config" if !check => check = true,
+            "check-config" if !check && user.is_none() => check = true,
+            "user" if !check && user.is_none() => user = Some((Vec::new(), Vec::new(), false)),
+            "--password-stdin" if user.is_some() => {
+                if let Some(u) = user.as_mut() {
+                    u.2 = true;
+                }
+            }
+            "--role" if user.is_some() => {
+                let role = args
+                    .next()
+                    .and_then(|r| r.into_string().ok())
+                    .ok_or_else(|| usage_error("--role needs a value"))?;
+                if let Some(u) = user.as_mut() {
+                    u.1.push(role);
+                }
+            }
+            word if user.is_some() && !word.starts_with("--") => {
+                if let Some(u) = user.as_mut() {
+                    u.0.push(word.to_owned());
+                }
+            }
             _ => {
                 let Some(flag) = text.strip_prefix("--") else {
                     return Err(usage_error(format!("unexpected argument `{text}`")));
@@ -112,6 +171,30 @@ pub fn parse<I: IntoIterator<Item = OsString>>(args: I) -> Result<Command, Usage
             }
         }
     }
+    if let Some((words, roles, password_stdin)) = user {
+        let words: Vec<&str> = words.iter().map(String::as_str).collect();
+        let command = match words.as_slice() {
+            ["add", name] => UserCommand::Add {
+                name: (*name).to_owned(),
+                roles,
+                password_stdin,
+            },
+            ["passwd", name] => UserCommand::Passwd {
+                name: (*name).to_owned(),
+                password_stdin,
+            },
+            ["del", name] => UserCommand::Del {
+                name: (*name).to_owned(),
+            },
+            ["list"] => UserCommand::List,
+            _ => {
+                return Err(usage_error(
+                    "expected `user add NAME`, `user passwd NAME`, `user del NAME` or `user list`",
+                ));
+            }
+        };
+        return Ok(Command::User(options, command));
+    }
     Ok(if check {
         Command::CheckConfig(options)
     } else {
@@ -133,6 +216,44 @@ fn set_once(slot: &mut Option<PathBuf>, name: &str, value: OsString) -> Result<(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn user_commands() {
+        let cmd = parse_str(&[
+            "user",
+            "add",
+            "alice",
+            "--role",
+            "a",
+            "--role",
+            "b",
+            "--password-stdin",
+            "--root",
+            "/r",
+        ]);
+        let Ok(Command::User(
+            options,
+            UserCommand::Add {
+                name,
+                roles,
+                password_stdin,
+            },
+        )) = cmd
+        else {
+            panic!("{cmd:?}")
+        };
+        assert_eq!(
+            (name.as_str(), roles, password_stdin),
+            ("alice", vec!["a".to_owned(), "b".to_owned()], true)
+        );
+        assert_eq!(options.root, Some(PathBuf::from("/r")));
+        assert_eq!(
+            parse_str(&["user", "list"]),
+            Ok(Command::User(Options::default(), UserCommand::List))
+        );
+        assert!(parse_str(&["user", "frobnicate"]).is_err());
+        assert!(parse_str(&["--role", "x"]).is_err());
+    }
 
     fn parse_str(args: &[&str]) -> Result<Command, UsageError> {
         parse(args.iter().map(OsString::from))

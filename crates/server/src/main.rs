@@ -5,6 +5,7 @@
 //! then start the broker. SIGHUP re-reads the configuration and applies its logging settings;
 //! other changes need a restart, and the log says so.
 
+mod accounts;
 mod cli;
 mod default_keys;
 mod logging;
@@ -37,6 +38,7 @@ fn main() -> ExitCode {
         }
         Command::CheckConfig(options) => check_config(&options),
         Command::Run(options) => run(&options),
+        Command::User(options, command) => user_command(&options, command),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -107,6 +109,13 @@ fn environment() -> Vec<(String, String)> {
     std::env::vars_os()
         .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
         .collect()
+}
+
+/// `server user ...`: edits the users file the configuration names.
+fn user_command(options: &Options, command: cli::UserCommand) -> anyhow::Result<()> {
+    let sources = Sources::resolve(options)?;
+    let loaded = sources.load()?;
+    accounts::run(&loaded.config.authentication.users_file, command)
 }
 
 /// `server check-config`: the effective configuration, then every problem; fails on errors.
@@ -232,14 +241,15 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
     println!("{banner}");
     println!("root: {}, config file: {file}", sources.root.display());
     tracing::info!(target: NOTIFY, root = %sources.root.display(), config_file = %file, "{banner}");
-    if config.mqtt.require_authentication {
-        tracing::warn!(
-            "mqtt.requireAuthentication is true, but users and passwords are not implemented yet: \
-             every client is let in"
-        );
-    }
+    let users_file = config.authentication.users_file.clone();
+    accounts::ensure_users_file(&users_file)?;
+    let access = std::sync::Arc::new(
+        auth::UsersAccess::load(&users_file, config.mqtt.require_authentication)
+            .context("authentication.usersFile")?,
+    );
 
-    let broker = server::Broker::new(options);
+    let broker = server::Broker::with_access(options, access.clone());
+    let users = tokio::spawn(watch_users_file(access, broker.clone()));
     let reloader = tokio::spawn(reload_logging_on_sighup(sources, log, config));
     // The HTTP port answers /health and /metrics beside the WebSocket upgrade.
     let listeners = listeners
@@ -253,6 +263,7 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
         .collect();
     broker.serve(listeners, shutdown_signal()).await;
     reloader.abort();
+    users.abort();
     tracing::info!(target: NOTIFY, "MQTT: stopped");
     Ok(())
 }
@@ -348,6 +359,48 @@ async fn bind(addr: &config::BindAddress) -> std::io::Result<tokio::net::TcpList
                     )))
                     .await
                 }
+            }
+        }
+    }
+}
+
+/// Reloads the users file when it changes (checked every two seconds) or on SIGHUP, then
+/// disconnects clients whose user was removed or deactivated. A broken file is logged and the
+/// policy in force stays.
+async fn watch_users_file(access: std::sync::Arc<auth::UsersAccess>, broker: server::Broker) {
+    let stamp = |path: &std::path::Path| {
+        std::fs::metadata(path)
+            .ok()
+            .map(|m| (m.modified().ok(), m.len()))
+    };
+    let mut seen = stamp(access.path());
+    let mut hangups = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok();
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(2));
+    loop {
+        let hangup = async {
+            match hangups.as_mut() {
+                Some(h) => {
+                    h.recv().await;
+                }
+                None => std::future::pending().await,
+            }
+        };
+        let forced = tokio::select! {
+            _ = tick.tick() => false,
+            _ = hangup => true,
+        };
+        let now = stamp(access.path());
+        if !forced && now == seen {
+            continue;
+        }
+        seen = now;
+        match access.reload() {
+            Ok(()) => {
+                let evicted = broker.enforce_access();
+                tracing::info!(path = %access.path().display(), disconnected = evicted, "users file reloaded");
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "users file not reloaded; the previous one stays in force")
             }
         }
     }

@@ -342,6 +342,9 @@ fn start_up_serves_mqtt_on_the_configured_port_and_stops_on_sigterm() {
         .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
         .env("MQTT_NETWORK_SECUREPORT", "0")
         .env("MQTT_WEBSOCKET", "false")
+        // First run: the users file is created with this super user.
+        .env("HDB_ADMIN_USERNAME", "admin")
+        .env("HDB_ADMIN_PASSWORD", "secret")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
         .spawn()
@@ -359,16 +362,27 @@ fn start_up_serves_mqtt_on_the_configured_port_and_stops_on_sigterm() {
     );
     assert!(second.contains("harperdb-config.yaml"), "{second}");
 
-    // A v5 CONNECT (client id "cli") gets a successful CONNACK.
+    let created = lines.next().expect("a users file line").expect("utf-8");
+    assert!(
+        created.contains("super user `admin` from HDB_ADMIN_USERNAME"),
+        "{created}"
+    );
+    let users = std::fs::read_to_string(root.0.join("users.yaml")).expect("users file created");
+    assert!(
+        users.contains("$argon2id$") && !users.contains("secret"),
+        "{users}"
+    );
+
+    // A v5 CONNECT (client id "cli", user admin, password secret) gets a successful CONNACK.
     let mut stream = std::net::TcpStream::connect(&addr).expect("the broker listens");
     stream
         .set_read_timeout(Some(std::time::Duration::from_secs(5)))
         .expect("timeout");
-    stream
-        .write_all(&[
-            0x10, 16, 0, 4, b'M', b'Q', b'T', b'T', 5, 2, 0, 60, 0, 0, 3, b'c', b'l', b'i',
-        ])
-        .expect("send CONNECT");
+    let mut connect = vec![
+        0x10, 31, 0, 4, b'M', b'Q', b'T', b'T', 5, 0xC2, 0, 60, 0, 0, 3,
+    ];
+    connect.extend_from_slice(b"cli\x00\x05admin\x00\x06secret");
+    stream.write_all(&connect).expect("send CONNECT");
     let mut head = [0u8; 4];
     stream.read_exact(&mut head).expect("CONNACK");
     assert_eq!(&head[..1], &[0x20], "CONNACK");
@@ -394,4 +408,69 @@ fn start_up_serves_mqtt_on_the_configured_port_and_stops_on_sigterm() {
         "{log}"
     );
     assert!(log.contains("client connected"), "{log}");
+}
+
+#[test]
+fn user_commands_edit_the_users_file() {
+    use std::io::Write;
+    let root = Root::new("users");
+    let root_arg = root.0.to_str().expect("utf-8");
+    root.write(
+        "users.yaml",
+        "roles:\n  super: { superUser: true }\n  sensors: { permissions: [ { topic: 'd/%u/#', read: true } ] }\n",
+    );
+    let run = |args: &[&str], stdin: Option<&str>| {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+            .env_clear()
+            .env("HOME", &root.0)
+            .args(args)
+            .args(["--root", root_arg])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("the binary runs");
+        if let Some(text) = stdin {
+            child
+                .stdin
+                .take()
+                .expect("stdin")
+                .write_all(text.as_bytes())
+                .expect("write");
+        }
+        drop(child.stdin.take());
+        child.wait_with_output().expect("output")
+    };
+    let out = run(
+        &[
+            "user",
+            "add",
+            "bob",
+            "--role",
+            "sensors",
+            "--password-stdin",
+        ],
+        Some("s3cret\n"),
+    );
+    assert!(out.status.success(), "{}", stderr(&out));
+    let file = std::fs::read_to_string(root.0.join("users.yaml")).expect("users file");
+    assert!(
+        file.contains("bob") && file.contains("$argon2id$") && !file.contains("s3cret"),
+        "{file}"
+    );
+    let out = run(&["user", "list"], None);
+    assert!(stdout(&out).contains("bob: sensors"), "{}", stdout(&out));
+    let out = run(
+        &["user", "add", "eve", "--role", "nosuch", "--password-stdin"],
+        Some("x\n"),
+    );
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains("unknown role `nosuch`"),
+        "{}",
+        stderr(&out)
+    );
+    let out = run(&["user", "del", "bob"], None);
+    assert!(out.status.success(), "{}", stderr(&out));
+    assert!(!stdout(&run(&["user", "list"], None)).contains("bob"));
 }
