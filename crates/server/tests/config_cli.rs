@@ -474,3 +474,63 @@ fn user_commands_edit_the_users_file() {
     assert!(out.status.success(), "{}", stderr(&out));
     assert!(!stdout(&run(&["user", "list"], None)).contains("bob"));
 }
+
+#[test]
+fn first_run_without_admin_variables_prints_a_generated_password_that_works() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let root = Root::new("firstrun");
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("HOME", &root.0)
+        .args(["--root", root.0.to_str().expect("utf-8")])
+        .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
+        .env("MQTT_NETWORK_SECUREPORT", "0")
+        .env("MQTT_WEBSOCKET", "false")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let mut next = || lines.next().expect("a line").expect("utf-8");
+    let addr = next()
+        .strip_prefix("MQTT: TCP: ")
+        .expect("banner")
+        .to_owned();
+    let _root_line = next();
+    let created = next();
+    let password = created
+        .split("password: ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no password in {created:?}"))
+        .to_owned();
+    assert!(created.contains("super user `admin`"), "{created}");
+    assert!(password.len() >= 20, "a strong password: {password}");
+    let users = std::fs::read_to_string(root.0.join("users.yaml")).expect("users file");
+    assert!(!users.contains(&password), "only the hash is stored");
+
+    // The printed password logs in; a wrong one does not.
+    let connack = |password: &str| {
+        let mut stream = std::net::TcpStream::connect(&addr).expect("the broker listens");
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        let mut packet = vec![
+            0x10, 0, 0, 4, b'M', b'Q', b'T', b'T', 4, 0xC2, 0, 60, 0, 1, b'f',
+        ];
+        packet.extend_from_slice(&[0, 5]);
+        packet.extend_from_slice(b"admin");
+        packet.extend_from_slice(&(password.len() as u16).to_be_bytes());
+        packet.extend_from_slice(password.as_bytes());
+        packet[1] = (packet.len() - 2) as u8;
+        stream.write_all(&packet).expect("send CONNECT");
+        let mut ack = [0u8; 4];
+        stream.read_exact(&mut ack).expect("CONNACK");
+        ack[3]
+    };
+    assert_eq!(connack(&password), 0x00);
+    assert_eq!(connack("wrong"), 0x04, "v3.1.1 bad user name or password");
+    let _ = Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status();
+    assert_eq!(child.wait().expect("exit").code(), Some(0));
+}
