@@ -49,14 +49,15 @@ pub(crate) async fn serve<S>(
     peer: SocketAddr,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
+    connect_deadline: tokio::time::Instant,
 ) where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let span = info_span!("conn", %peer, client_id = tracing::field::Empty);
     async move {
         let mut rbuf = BytesMut::with_capacity(1024);
-        let connect = tokio::time::timeout(
-            shared.options.connect_timeout,
+        let connect = tokio::time::timeout_at(
+            connect_deadline,
             read_connect(&mut stream, &mut rbuf, shared.options.max_packet_size.get()),
         )
         .await;

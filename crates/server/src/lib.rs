@@ -71,9 +71,24 @@ impl Broker {
         })
     }
 
-    /// Serves one accepted connection until it ends or the broker shuts down.
+    /// Serves one accepted connection until it ends or the broker shuts down. Its CONNECT must
+    /// arrive within `BrokerOptions::connect_timeout` from now.
     pub async fn serve_connection<S>(&self, stream: S, peer: SocketAddr)
     where
+        S: AsyncRead + AsyncWrite + Unpin + Send,
+    {
+        let deadline = tokio::time::Instant::now() + self.shared.options.connect_timeout;
+        self.serve_connection_until(stream, peer, deadline).await;
+    }
+
+    /// Like [`Broker::serve_connection`], with the CONNECT deadline given: a connection that
+    /// spent part of its time in a TLS or WebSocket handshake has only the rest for CONNECT.
+    async fn serve_connection_until<S>(
+        &self,
+        stream: S,
+        peer: SocketAddr,
+        deadline: tokio::time::Instant,
+    ) where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         connection::serve(
@@ -81,6 +96,7 @@ impl Broker {
             peer,
             self.shared.clone(),
             self.shutdown_tx.subscribe(),
+            deadline,
         )
         .await;
     }
@@ -197,6 +213,8 @@ impl Broker {
     async fn handshake_and_serve(&self, accepted: transport::Accepted) {
         let remote = accepted.remote();
         let kind = accepted.kind();
+        // One budget from accept to CONNECT, handshakes included.
+        let deadline = tokio::time::Instant::now() + self.shared.options.connect_timeout;
         let mut shutdown = self.shutdown_tx.subscribe();
         let handshake = tokio::select! {
             handshake = accepted.handshake() => handshake,
@@ -205,7 +223,8 @@ impl Broker {
         match handshake {
             Ok(Some((stream, peer))) => {
                 let _open = self.connections.open(peer.kind);
-                self.serve_connection(stream, peer.remote).await;
+                self.serve_connection_until(stream, peer.remote, deadline)
+                    .await;
             }
             // An HTTP request (`/health`, `/metrics`), answered.
             Ok(None) => {}
