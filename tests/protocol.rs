@@ -1083,3 +1083,21 @@ async fn slow_subscriber_does_not_stall_others() {
     drop(slow);
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn connections_above_the_per_address_rate_are_closed_at_once() {
+    let options = BrokerOptions {
+        connection_rate_per_ip: std::num::NonZeroU32::new(2),
+        sys_interval: None,
+        ..BrokerOptions::default()
+    };
+    let broker = TestBroker::with_options(options).await;
+    // A burst of two is allowed; the third, right after, is closed before it can CONNECT.
+    let mut first = Raw::connect(broker.addr, V5, "rate-1").await;
+    let _second = Raw::connect(broker.addr, V5, "rate-2").await;
+    let mut third = Raw::open(broker.addr, V5).await;
+    assert!(third.expect_close().await.is_empty());
+    first.send(Packet::PingReq).await;
+    assert_eq!(first.recv().await, Some(Packet::PingResp));
+    broker.stop().await;
+}

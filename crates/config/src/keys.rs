@@ -61,6 +61,7 @@ const KEYS: &[(&str, Shape)] = &[
     ("mqtt.limits.maxQueuedMessages", Shape::Scalar),
     ("mqtt.limits.maxTopicAlias", Shape::Scalar),
     ("mqtt.limits.maxInflight", Shape::Scalar),
+    ("mqtt.limits.connectionRatePerIp", Shape::Scalar),
     ("mqtt.limits.connectTimeout", Shape::Scalar),
     ("mqtt.storage", Shape::Section),
     ("mqtt.storage.path", Shape::Scalar),

@@ -45,6 +45,10 @@ pub struct Limits {
     /// its CONNECT, after which it is closed. Default 10 s.
     #[serde(serialize_with = "crate::ser::millis")]
     pub connect_timeout: Duration,
+    /// `connectionRatePerIp`: new connections accepted per second from one IP address (with a
+    /// burst of the same size); more are closed at once, before any TLS or WebSocket work.
+    /// `None` (`null`, the default) is no limit.
+    pub connection_rate_per_ip: Option<NonZeroU32>,
 }
 
 impl Default for Limits {
@@ -59,6 +63,7 @@ impl Default for Limits {
             max_topic_alias: Some(const { NonZeroU16::new(64).expect("64 is not zero") }),
             max_inflight: const { NonZeroU16::new(32).expect("32 is not zero") },
             connect_timeout: Duration::from_secs(10),
+            connection_rate_per_ip: None,
         }
     }
 }
@@ -104,6 +109,13 @@ impl Limits {
             connect_timeout: r
                 .duration(&node.child("connectTimeout"), false)
                 .or(d.connect_timeout),
+            connection_rate_per_ip: r
+                .positive_or_null(
+                    &node.child("connectionRatePerIp"),
+                    u64::from(u32::MAX),
+                    "no limit",
+                )
+                .nullable(d.connection_rate_per_ip),
         }
     }
 }

@@ -26,6 +26,7 @@ pub(crate) struct Stats {
     pub bytes_sent: AtomicU64,
     pub messages_dropped: AtomicU64,
     pub auth_failures: AtomicU64,
+    pub connections_rate_limited: AtomicU64,
 }
 
 /// Recent authentication failures per remote address, to slow down password guessing.
@@ -81,6 +82,7 @@ pub(crate) struct Shared {
     pub retained: Box<dyn RetainedStore>,
     pub stats: Stats,
     pub failed_logins: FailedLogins,
+    pub connection_rate: Option<crate::rate::ConnectionRate>,
     pub started: Instant,
 }
 
@@ -94,6 +96,9 @@ impl std::fmt::Debug for Shared {
 
 impl Shared {
     pub fn new(options: BrokerOptions, access: Arc<dyn AccessControl>) -> Self {
+        let connection_rate = options
+            .connection_rate_per_ip
+            .map(crate::rate::ConnectionRate::new);
         Self {
             options,
             access,
@@ -102,6 +107,7 @@ impl Shared {
             retained: Box::new(MemoryRetained::default()),
             stats: Stats::default(),
             failed_logins: FailedLogins::default(),
+            connection_rate,
             started: Instant::now(),
         }
     }

@@ -18,6 +18,7 @@ mod index;
 mod message;
 mod metrics;
 mod options;
+mod rate;
 mod retained;
 mod session;
 mod sys;
@@ -180,6 +181,14 @@ impl Broker {
                 _ = &mut shutdown => break,
                 accepted = conn_rx.recv() => {
                     let Some(accepted) = accepted else { break };
+                    if let Some(limit) = &self.shared.connection_rate
+                        && !limit.allow(accepted.remote().ip(), std::time::Instant::now())
+                    {
+                        // Closed before any handshake; debug, so a flood cannot flood the log.
+                        debug!(peer = %accepted.remote(), "connection rate per address exceeded; closed");
+                        self.shared.stats.connections_rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        continue;
+                    }
                     let broker = self.clone();
                     connections.spawn(async move { broker.handshake_and_serve(accepted).await });
                 }

@@ -338,6 +338,7 @@ fn broker_options(config: &Config) -> server::BrokerOptions {
             .and_then(std::num::NonZeroU16::new)
             .unwrap_or(defaults.max_keep_alive),
         connect_timeout: limits.connect_timeout,
+        connection_rate_per_ip: limits.connection_rate_per_ip,
         ..defaults
     }
 }

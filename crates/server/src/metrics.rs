@@ -131,6 +131,12 @@ impl transport::HttpStatus for Status {
             "Connections refused for bad credentials.",
             &[("", load(&stats.auth_failures))],
         );
+        metric(
+            "mqtt_connections_rate_limited_total",
+            "counter",
+            "Connections closed at accept for exceeding mqtt.limits.connectionRatePerIp.",
+            &[("", load(&stats.connections_rate_limited))],
+        );
         let subscriptions = self.shared.index_read().len() as u64;
         metric(
             "mqtt_subscriptions",

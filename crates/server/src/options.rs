@@ -28,6 +28,9 @@ pub struct BrokerOptions {
     pub max_keep_alive: NonZeroU16,
     /// Longest session expiry interval granted to a persistent session; `None` is no cap.
     pub max_session_expiry: Option<Duration>,
+    /// New connections accepted per second from one IP address (burst of the same size); more
+    /// are closed at once, before any TLS or WebSocket work. `None` is no limit.
+    pub connection_rate_per_ip: Option<NonZeroU32>,
     /// Time a new connection has to send CONNECT before it is closed without an answer.
     pub connect_timeout: Duration,
     /// How often `$SYS/broker/...` topics are published; `None` turns them off.
@@ -46,6 +49,7 @@ impl Default for BrokerOptions {
             max_topic_alias: 64,
             max_keep_alive: NonZeroU16::new(65_535).expect("non-zero literal"),
             max_session_expiry: None,
+            connection_rate_per_ip: None,
             connect_timeout: Duration::from_secs(10),
             sys_interval: Some(Duration::from_secs(10)),
             shutdown_grace: Duration::from_secs(5),

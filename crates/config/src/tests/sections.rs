@@ -17,6 +17,19 @@ fn limits_keys() {
     assert_eq!(l.max_topic_alias, NonZeroU16::new(7));
     assert_eq!(l.max_inflight.get(), 3);
     assert_eq!(l.connect_timeout, Duration::from_millis(2500));
+    assert_eq!(l.connection_rate_per_ip, None, "off by default");
+}
+
+#[test]
+fn connection_rate_per_ip() {
+    let l = clean("mqtt: {limits: {connectionRatePerIp: 20}}")
+        .mqtt
+        .limits;
+    assert_eq!(l.connection_rate_per_ip, NonZeroU32::new(20));
+    error_at(
+        "mqtt: {limits: {connectionRatePerIp: -1}}",
+        "mqtt.limits.connectionRatePerIp",
+    );
 }
 
 #[test]
