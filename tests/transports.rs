@@ -633,3 +633,55 @@ async fn websocket_upgrade_without_mqtt_subprotocol_gets_400() {
     }
     broker.stop().await;
 }
+
+/// MQTT.js from npm, the client browser dashboards use, over WebSocket (3.1.1 and 5.0) and over
+/// WSS with the test CA. `.ci/run` installs it (`npm ci` in `tests/js`).
+#[tokio::test]
+async fn mqtt_js_round_trips_over_websocket_and_secure_websocket() {
+    let js = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("js");
+    if !common::require_program("node") {
+        return;
+    }
+    if !js.join("node_modules/mqtt").exists() {
+        assert!(
+            std::env::var("CI").map_or(true, |v| v != "true"),
+            "MQTT.js is required when CI=true (.ci/run runs npm ci in tests/js)"
+        );
+        eprintln!("skipped: MQTT.js is not installed (run `npm ci` in tests/js)");
+        return;
+    }
+    let broker = Broker4::start().await;
+    let ca = tempfile::NamedTempFile::new().unwrap();
+    std::fs::write(ca.path(), &broker.pki.ca.cert_pem).unwrap();
+    let runs = [
+        (
+            format!("ws://127.0.0.1:{}/mqtt", broker.ws.port()),
+            "4",
+            None,
+        ),
+        (format!("ws://127.0.0.1:{}/", broker.ws.port()), "5", None),
+        (
+            format!("wss://localhost:{}/mqtt", broker.wss.port()),
+            "5",
+            Some(ca.path()),
+        ),
+    ];
+    for (url, version, ca) in runs {
+        let mut command = tokio::process::Command::new("node");
+        command.arg(js.join("roundtrip.js")).arg(&url).arg(version);
+        if let Some(ca) = ca {
+            command.arg(ca);
+        }
+        let out = tokio::time::timeout(Duration::from_secs(20), command.output())
+            .await
+            .expect("node finishes")
+            .unwrap();
+        assert!(
+            out.status.success() && String::from_utf8_lossy(&out.stdout).trim() == "ok",
+            "{url} v{version}: {}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    broker.stop().await;
+}

@@ -55,10 +55,32 @@ pub(crate) async fn serve<S>(
 {
     let span = info_span!("conn", %peer, client_id = tracing::field::Empty);
     async move {
+        serve_stream(&mut stream, peer, shared, shutdown, connect_deadline).await;
+        // Close politely (TCP FIN, TLS close_notify, WebSocket Close frame) so clients see a
+        // clean end rather than a reset; a peer that does not read gets a second at most.
+        let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+    }
+    .instrument(span)
+    .await
+}
+
+/// How long closing a connection may wait for the peer.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+async fn serve_stream<S>(
+    stream: &mut S,
+    peer: SocketAddr,
+    shared: Arc<Shared>,
+    shutdown: watch::Receiver<bool>,
+    connect_deadline: tokio::time::Instant,
+) where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    {
         let mut rbuf = BytesMut::with_capacity(1024);
         let connect = tokio::time::timeout_at(
             connect_deadline,
-            read_connect(&mut stream, &mut rbuf, shared.options.max_packet_size.get()),
+            read_connect(stream, &mut rbuf, shared.options.max_packet_size.get()),
         )
         .await;
         let connect = match connect {
@@ -83,15 +105,13 @@ pub(crate) async fn serve<S>(
             Ok(Err(None)) => return,
             Ok(Ok(connect)) => connect,
         };
-        let Some(mut conn) = Connection::establish(&mut stream, peer, shared, connect).await else {
+        let Some(mut conn) = Connection::establish(stream, peer, shared, connect).await else {
             return;
         };
         conn.rbuf = rbuf;
-        let close = conn.run(&mut stream, shutdown).await;
+        let close = conn.run(stream, shutdown).await;
         conn.finish(close);
     }
-    .instrument(span)
-    .await
 }
 
 /// Reads until a whole first packet is buffered. `Err(None)` is a closed or failed socket.

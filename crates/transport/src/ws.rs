@@ -124,10 +124,21 @@ impl<S: AsyncRead + AsyncWrite + Unpin> AsyncWrite for WsStream<S> {
             .map_err(to_io)
     }
 
+    /// Sends a Close frame, then reads until the peer's Close (or the end of the stream): the
+    /// server drops TCP only after the closing handshake (RFC 6455 §7.1.1), so a client that
+    /// answers our Close does not write into a closed socket. Callers bound the wait.
     fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.get_mut().ws)
-            .poll_close(cx)
-            .map_err(to_io)
+        let this = self.get_mut();
+        if ready!(Pin::new(&mut this.ws).poll_close(cx)).is_err() {
+            // Already closed (the peer started the closing handshake, or the socket is gone).
+            return Poll::Ready(Ok(()));
+        }
+        loop {
+            match ready!(Pin::new(&mut this.ws).poll_next(cx)) {
+                None | Some(Err(_)) | Some(Ok(Message::Close(_))) => return Poll::Ready(Ok(())),
+                Some(Ok(_)) => {}
+            }
+        }
     }
 }
 
