@@ -584,7 +584,15 @@ async fn http_port_answers_health_and_metrics() {
         ws_recv(&mut ws, &mut buf, V5).await,
         Some(Packet::ConnAck(_))
     ));
-    let _raw = Raw::connect(broker.tcp, V5, "metrics-tcp").await;
+    let mut raw = Raw::connect(broker.tcp, V5, "metrics-tcp").await;
+    // One QoS 1 message in, acknowledged.
+    let mut p = Publish::new(
+        TopicName::try_from("m/q1").unwrap(),
+        Bytes::from_static(b"x"),
+    );
+    p.qos = codec::QosPid::AtLeastOnce(codec::PacketId::new(1).unwrap());
+    raw.send(Packet::Publish(p)).await;
+    assert!(matches!(raw.recv().await, Some(Packet::PubAck(_))));
 
     let metrics = http_get(broker.ws, "/metrics?x=1").await;
     assert!(
@@ -598,6 +606,8 @@ async fn http_port_answers_health_and_metrics() {
         "mqtt_connections{transport=\"tls\"} 0",
         "mqtt_clients_connected 2",
         "# TYPE mqtt_messages_received_total counter",
+        "mqtt_messages_received_total{qos=\"1\"} 1",
+        "mqtt_messages_received_total{qos=\"0\"} 0",
         "mqtt_retained_messages 0",
     ] {
         assert!(

@@ -26,6 +26,10 @@ pub(crate) struct Stats {
     pub bytes_sent: AtomicU64,
     pub messages_dropped: AtomicU64,
     pub auth_failures: AtomicU64,
+    /// PUBLISH packets received, by QoS (0, 1, 2).
+    pub received_by_qos: [AtomicU64; 3],
+    /// PUBLISH packets sent, by QoS.
+    pub sent_by_qos: [AtomicU64; 3],
     pub connections_rate_limited: AtomicU64,
 }
 

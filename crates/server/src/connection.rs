@@ -558,6 +558,7 @@ impl Connection {
     fn on_publish(&mut self, mut p: Publish) -> Result<(), Close> {
         let stats = &self.shared.stats;
         stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        stats.received_by_qos[p.qos.qos() as usize].fetch_add(1, Ordering::Relaxed);
         if let Some(alias) = p.properties.topic_alias.take() {
             if alias.get() > self.shared.options.max_topic_alias {
                 return self.violation(ReasonCode::TopicAliasInvalid, "topic alias above maximum");

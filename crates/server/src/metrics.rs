@@ -98,14 +98,22 @@ impl transport::HttpStatus for Status {
         metric(
             "mqtt_messages_received_total",
             "counter",
-            "PUBLISH packets received.",
-            &[("", load(&stats.messages_received))],
+            "PUBLISH packets received, by QoS.",
+            &[
+                ("{qos=\"0\"}", load(&stats.received_by_qos[0])),
+                ("{qos=\"1\"}", load(&stats.received_by_qos[1])),
+                ("{qos=\"2\"}", load(&stats.received_by_qos[2])),
+            ],
         );
         metric(
             "mqtt_messages_sent_total",
             "counter",
-            "PUBLISH packets sent.",
-            &[("", load(&stats.messages_sent))],
+            "PUBLISH packets sent, by QoS.",
+            &[
+                ("{qos=\"0\"}", load(&stats.sent_by_qos[0])),
+                ("{qos=\"1\"}", load(&stats.sent_by_qos[1])),
+                ("{qos=\"2\"}", load(&stats.sent_by_qos[2])),
+            ],
         );
         metric(
             "mqtt_messages_dropped_total",
