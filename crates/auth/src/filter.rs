@@ -1,23 +1,8 @@
-//! Topic filter arithmetic for permission rules: does a rule match a topic, cover a whole
-//! subscription filter, or overlap it. Filters here are already valid MQTT filters.
+//! Topic filter arithmetic for permission rules: does a rule cover a whole subscription filter,
+//! or overlap it. Matching and validity come from the codec. Filters here are already valid.
 
 /// Whether `filter` matches the topic name `topic` (§4.7, with the `$` rule).
-pub(crate) fn matches(filter: &str, topic: &str) -> bool {
-    if topic.starts_with('$') && filter.starts_with(['+', '#']) {
-        return false;
-    }
-    let mut f = filter.split('/');
-    let mut t = topic.split('/');
-    loop {
-        match (f.next(), t.next()) {
-            (Some("#"), _) => return true,
-            (Some("+"), Some(_)) => {}
-            (Some(a), Some(b)) if a == b => {}
-            (None, None) => return true,
-            _ => return false,
-        }
-    }
-}
+pub(crate) use codec::matches;
 
 /// Whether every topic `sub` matches is matched by `rule`.
 pub(crate) fn covers(rule: &str, sub: &str) -> bool {
@@ -53,23 +38,9 @@ pub(crate) fn overlaps(a: &str, b: &str) -> bool {
     }
 }
 
-/// Whether a filter is well formed (§4.7.1): `#` only as the whole last level, `+` only as a
-/// whole level, not empty.
+/// Whether a filter is well formed (§4.7.1).
 pub(crate) fn is_valid(filter: &str) -> bool {
-    if filter.is_empty() || filter.contains('\0') {
-        return false;
-    }
-    let mut levels = filter.split('/').peekable();
-    while let Some(level) = levels.next() {
-        let last = levels.peek().is_none();
-        if level.contains('#') && !(level == "#" && last) {
-            return false;
-        }
-        if level.contains('+') && level != "+" {
-            return false;
-        }
-    }
-    true
+    codec::TopicFilter::try_from(filter).is_ok()
 }
 
 #[cfg(test)]
