@@ -695,3 +695,19 @@ async fn mqtt_js_round_trips_over_websocket_and_secure_websocket() {
     }
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn websocket_message_above_the_limit_closes_the_connection() {
+    let broker = Broker4::start().await;
+    let tcp = TcpStream::connect(broker.ws).await.unwrap();
+    let mut ws = ws_open(tcp, "ws", broker.ws, Some("mqtt")).await.unwrap();
+    // A CONNECT followed by padding, 2 MiB in one message: twice the default limit (the
+    // default maximum packet size, 1 MiB). The message is refused before the broker sees any
+    // of it, so not even the CONNECT is answered.
+    let mut big = encode(&[connect(V5, "big-ws")], V5);
+    big.resize(2 << 20, 0);
+    let _ = ws.send(Message::binary(big)).await;
+    let mut buf = BytesMut::new();
+    assert!(ws_recv(&mut ws, &mut buf, V5).await.is_none());
+    broker.stop().await;
+}

@@ -229,7 +229,13 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
         // The handshakes share the connect timeout's budget with CONNECT.
         listeners.push(
             transport::Listener::new(tcp, protocol, options.connect_timeout)
-                .with_handshake_limit(handshakes.clone()),
+                .with_handshake_limit(handshakes.clone())
+                // No WebSocket message needs to be larger than the largest MQTT packet.
+                .with_max_message_size(
+                    usize::try_from(options.max_packet_size.get())
+                        .unwrap_or(usize::MAX)
+                        .saturating_add(64),
+                ),
         );
     }
     let banner = if bound.is_empty() {

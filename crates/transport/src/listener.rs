@@ -5,6 +5,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
+use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
@@ -66,7 +67,12 @@ pub struct Listener {
     handshake_timeout: Duration,
     limit: Option<HandshakeLimit>,
     http: Option<Arc<dyn HttpStatus>>,
+    max_message_size: usize,
 }
+
+/// The default largest WebSocket message or frame accepted: 1 MiB plus room for framing,
+/// matching the broker's default maximum packet size.
+pub const DEFAULT_MAX_WEBSOCKET_MESSAGE: usize = (1 << 20) + 64;
 
 impl Listener {
     /// Serves `protocol` on `tcp`; TLS and WebSocket handshakes must finish within
@@ -78,7 +84,16 @@ impl Listener {
             handshake_timeout,
             limit: None,
             http: None,
+            max_message_size: DEFAULT_MAX_WEBSOCKET_MESSAGE,
         }
+    }
+
+    /// The largest WebSocket message (and frame) accepted; a bigger one closes the connection
+    /// before it is buffered. Set it to the broker's maximum packet size: an MQTT packet may span
+    /// frames, but no message needs to be larger than the largest packet.
+    pub fn with_max_message_size(mut self, bytes: usize) -> Self {
+        self.max_message_size = bytes;
+        self
     }
 
     /// Answers `GET /health` and `GET /metrics` from `status` (WebSocket listeners only; other
@@ -130,6 +145,7 @@ impl Listener {
                 handshake_timeout: self.handshake_timeout,
                 permit,
                 http: self.http.clone(),
+                max_message_size: self.max_message_size,
             });
         }
     }
@@ -145,6 +161,7 @@ pub struct Accepted {
     /// Held until the handshakes end.
     permit: Option<OwnedSemaphorePermit>,
     http: Option<Arc<dyn HttpStatus>>,
+    max_message_size: usize,
 }
 
 impl Accepted {
@@ -166,7 +183,12 @@ impl Accepted {
         let kind = self.protocol.kind();
         let upgraded = tokio::time::timeout(
             timeout,
-            upgrade(self.tcp, self.protocol, self.http.as_deref()),
+            upgrade(
+                self.tcp,
+                self.protocol,
+                self.http.as_deref(),
+                self.max_message_size,
+            ),
         )
         .await
         .map_err(|_| HandshakeError::Timeout(timeout))??;
@@ -191,6 +213,7 @@ async fn upgrade(
     tcp: TcpStream,
     protocol: Protocol,
     http: Option<&dyn HttpStatus>,
+    max_message: usize,
 ) -> Result<Option<(Stream, Certificates)>, HandshakeError> {
     Ok(match protocol {
         Protocol::Tcp => Some((Stream::tcp(tcp), Vec::new())),
@@ -198,12 +221,12 @@ async fn upgrade(
             let (tls, certificates) = accept_tls(tcp, tls.mqtt_config()).await?;
             Some((Stream::tls(tls), certificates))
         }
-        Protocol::WebSocket => accept_ws(tcp, http)
+        Protocol::WebSocket => accept_ws(tcp, http, max_message)
             .await?
             .map(|ws| (Stream::ws(ws), Vec::new())),
         Protocol::SecureWebSocket(tls) => {
             let (tls, certificates) = accept_tls(tcp, tls.web_socket_config()).await?;
-            accept_ws(tls, http)
+            accept_ws(tls, http, max_message)
                 .await?
                 .map(|ws| (Stream::wss(ws), certificates))
         }
@@ -231,12 +254,22 @@ async fn accept_tls(
 async fn accept_ws<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
     http: Option<&dyn HttpStatus>,
+    max_message: usize,
 ) -> Result<Option<WsStream<Replay<S>>>, HandshakeError> {
     let head = read_head(&mut stream).await?;
     if head.answer(&mut stream, http).await? {
         return Ok(None);
     }
-    match tokio_tungstenite::accept_hdr_async(head.replay(stream), select_subprotocol).await {
+    let config = WebSocketConfig::default()
+        .max_message_size(Some(max_message))
+        .max_frame_size(Some(max_message));
+    match tokio_tungstenite::accept_hdr_async_with_config(
+        head.replay(stream),
+        select_subprotocol,
+        Some(config),
+    )
+    .await
+    {
         Ok(ws) => Ok(Some(WsStream::new(ws))),
         Err(WsError::Http(response)) if response.status() == StatusCode::BAD_REQUEST => {
             Err(HandshakeError::NoMqttSubprotocol)
