@@ -17,6 +17,9 @@ pub enum BuildError {
         /// Why it was refused.
         source: rustls::Error,
     },
+    /// The OCSP HTTP client could not be built.
+    #[error("building the OCSP HTTP client: {0}")]
+    HttpClient(String),
     /// rustls refused to build the verifier.
     #[error("building the client certificate verifier: {0}")]
     Verifier(#[from] rustls::server::VerifierBuilderError),
@@ -41,4 +44,89 @@ pub enum UserError {
         /// The subject, RFC 4514 form.
         subject: String,
     },
+}
+
+/// [`OcspChecker::check`](crate::OcspChecker::check) got no trustworthy answer; what that means
+/// is up to [`FailureMode`](crate::FailureMode). Never cached.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OcspError {
+    /// The caller passed no certificate.
+    #[error("no client certificate to check")]
+    EmptyChain,
+    /// A certificate of the chain could not be parsed or encoded.
+    #[error("client certificate is not valid X.509: {0}")]
+    Certificate(String),
+    /// Neither the client's chain nor the CA bundle holds the issuer (a config fault or a chain
+    /// the handshake did not verify).
+    #[error(
+        "issuer {issuer:?} of the client certificate is neither in its chain nor in the CA bundle"
+    )]
+    NoIssuer {
+        /// The issuer name, RFC 4514 form.
+        issuer: String,
+    },
+    /// The certificate names no OCSP responder.
+    #[error("client certificate {subject:?} has no OCSP URL in its Authority Information Access")]
+    NoOcspUrl {
+        /// The subject, RFC 4514 form.
+        subject: String,
+    },
+    /// The responder did not answer in time.
+    #[error("OCSP responder {url} did not answer within {timeout:?}")]
+    Timeout {
+        /// The responder URL.
+        url: String,
+        /// The configured timeout.
+        timeout: std::time::Duration,
+    },
+    /// Connecting or talking to the responder failed.
+    #[error("OCSP request to {url} failed: {reason}")]
+    Http {
+        /// The responder URL.
+        url: String,
+        /// What went wrong.
+        reason: String,
+    },
+    /// The responder answered with an HTTP error.
+    #[error("OCSP responder {url} answered HTTP {status}")]
+    HttpStatus {
+        /// The responder URL.
+        url: String,
+        /// The HTTP status code.
+        status: u16,
+    },
+    /// The response is not a well-formed basic OCSP response.
+    #[error("malformed OCSP response: {0}")]
+    Malformed(String),
+    /// The responder refused the request (RFC 6960 §4.2.1 `OCSPResponseStatus`).
+    #[error("OCSP responder answered {0}")]
+    Responder(String),
+    /// The response is signed with an algorithm we do not verify.
+    #[error("OCSP response signed with unsupported algorithm {0}")]
+    UnsupportedAlgorithm(String),
+    /// Neither the issuer nor an OCSP-signing certificate issued by it signed the response.
+    #[error("OCSP response is not signed by the issuer or a responder it authorized")]
+    BadSignature,
+    /// The response answers for other certificates.
+    #[error("OCSP response holds no status for the requested certificate")]
+    NoMatchingResponse,
+    /// The response echoes a different nonce (a replay, RFC 6960 §4.4.1).
+    #[error("OCSP response nonce does not match the request")]
+    NonceMismatch,
+    /// `thisUpdate` is in the future, beyond the allowed clock skew.
+    #[error("OCSP response thisUpdate is in the future")]
+    NotYetValid,
+    /// `nextUpdate` has passed, beyond the allowed clock skew.
+    #[error("OCSP response is stale: nextUpdate has passed")]
+    Stale,
+}
+
+impl OcspError {
+    pub(crate) fn certificate(e: impl std::fmt::Display) -> Self {
+        Self::Certificate(e.to_string())
+    }
+
+    pub(crate) fn malformed(e: impl std::fmt::Display) -> Self {
+        Self::Malformed(e.to_string())
+    }
 }

@@ -1,43 +1,79 @@
-//! Client-certificate verification for rustls servers.
+//! Client-certificate verification for rustls servers, with OCSP revocation checks.
 //!
-//! [`ClientVerifier`] is a rustls 0.23 [`ClientCertVerifier`](rustls::server::danger::ClientCertVerifier)
-//! (ring provider) that checks client chains against a PEM CA bundle; clients may send
-//! intermediates in their chain. `required: false` asks for a certificate without insisting.
-//! [`UserMapping`] turns the verified end-entity certificate into a username.
+//! - [`ClientVerifier`] is a rustls 0.23 [`ClientCertVerifier`](rustls::server::danger::ClientCertVerifier)
+//!   (ring provider) wrapping rustls' `WebPkiClientVerifier`: client chains must lead to a
+//!   certificate of a PEM CA bundle (clients may send intermediates), be within their validity
+//!   period and carry the clientAuth usage. `required: false` asks for a certificate without
+//!   insisting; one that is sent must still verify.
+//! - [`UserMapping`] turns the verified end-entity certificate into a username.
+//! - [`OcspChecker`] asks the certificate's OCSP responder (RFC 6960, URL from its Authority
+//!   Information Access) and verifies the answer: signed by the issuer or by a responder the
+//!   issuer gave the OCSP-signing usage, matching CertID and nonce, `thisUpdate`/`nextUpdate`
+//!   current. [`FailureMode`] says what a missing or untrustworthy answer means.
 //!
-//! rustls verifiers are synchronous, so nothing here does network I/O inside the handshake.
+//! # Where the OCSP check runs
+//!
+//! rustls verifiers are synchronous and run inside the handshake, so they must not do network
+//! I/O. The split is:
+//!
+//! 1. During the handshake, [`ClientVerifier`] verifies the chain and consults the
+//!    [`OcspCache`] only: a certificate cached as revoked fails the handshake at once.
+//! 2. After the handshake and before CONNACK, the server awaits [`OcspChecker::check`] on the
+//!    peer's chain in that connection's task (other connections are not blocked), then decides
+//!    with [`FailureMode::allows`]. `check` answers from the cache when it can and fills it
+//!    with `good` and `revoked` answers; failures and `unknown` are never cached.
 //!
 //! # Example
 //!
 //! ```no_run
 //! use std::sync::Arc;
-//! use mtls_verifier::{ClientVerifier, UserMapping, VerifierOptions};
+//! use std::time::Duration;
 //!
-//! # fn main() -> Result<(), Box<dyn std::error::Error>> {
-//! # let (server_chain, server_key) = (vec![], unimplemented!());
-//! let verifier = ClientVerifier::new(&VerifierOptions {
-//!     ca_bundle_pem: std::fs::read("clients-ca.pem")?,
-//!     required: true,
+//! use mtls_verifier::{
+//!     ClientVerifier, FailureMode, OcspChecker, OcspOptions, UserMapping, VerifierOptions,
+//! };
+//! use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+//!
+//! # async fn run(
+//! #     server_chain: Vec<CertificateDer<'static>>,
+//! #     server_key: PrivateKeyDer<'static>,
+//! #     conn: rustls::ServerConnection,
+//! # ) -> Result<(), Box<dyn std::error::Error>> {
+//! let ca_bundle_pem = std::fs::read("clients-ca.pem")?;
+//! let checker = OcspChecker::new(&OcspOptions {
+//!     ca_bundle_pem: ca_bundle_pem.clone(),
+//!     timeout: Duration::from_secs(3),
+//!     cache_ttl: Duration::from_secs(3600),
 //! })?;
+//! let verifier = ClientVerifier::new(&VerifierOptions { ca_bundle_pem, required: true })?
+//!     .with_ocsp_cache(checker.cache());
 //! let provider = Arc::new(rustls::crypto::ring::default_provider());
 //! let config = rustls::ServerConfig::builder_with_provider(provider)
 //!     .with_safe_default_protocol_versions()?
 //!     .with_client_cert_verifier(verifier.into_arc())
 //!     .with_single_cert(server_chain, server_key)?;
-//! # let conn: rustls::ServerConnection = unimplemented!();
-//! // After the handshake: the peer's leaf certificate names the user.
-//! if let Some(leaf) = conn.peer_certificates().and_then(|chain| chain.first()) {
-//!     let user = UserMapping::CommonName.user_for(leaf)?;
-//! #   let _ = (user, config);
+//! # let _ = config;
+//!
+//! // Per connection, after the handshake and before CONNACK:
+//! if let Some(chain) = conn.peer_certificates() {
+//!     let result = checker.check(chain).await;
+//!     if !FailureMode::FailClosed.allows(&result) {
+//!         // CONNACK "not authorized", then close.
+//!         return Ok(());
+//!     }
+//!     let user = UserMapping::CommonName.user_for(&chain[0])?;
+//! #   let _ = user;
 //! }
 //! # Ok(())
 //! # }
 //! ```
 
 mod error;
+mod ocsp;
 mod user;
 mod verifier;
 
-pub use error::{BuildError, UserError};
+pub use error::{BuildError, OcspError, UserError};
+pub use ocsp::{FailureMode, OcspCache, OcspChecker, OcspOptions, Status};
 pub use user::{UserMapping, common_name};
 pub use verifier::{ClientVerifier, VerifierOptions};

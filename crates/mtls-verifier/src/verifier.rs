@@ -8,9 +8,12 @@ use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, UnixTime};
 use rustls::server::WebPkiClientVerifier;
 use rustls::server::danger::{ClientCertVerified, ClientCertVerifier};
-use rustls::{DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme};
+use rustls::{
+    CertificateError, DigitallySignedStruct, DistinguishedName, RootCertStore, SignatureScheme,
+};
 
 use crate::error::BuildError;
+use crate::ocsp::{OcspCache, Status};
 
 /// What [`ClientVerifier::new`] needs: the crate's own small options type, so this crate does
 /// not depend on the broker's config.
@@ -31,6 +34,7 @@ pub struct VerifierOptions {
 /// checked after the handshake (see the [crate docs](crate)).
 pub struct ClientVerifier {
     inner: Arc<dyn ClientCertVerifier>,
+    ocsp: Option<OcspCache>,
 }
 
 impl fmt::Debug for ClientVerifier {
@@ -54,7 +58,17 @@ impl ClientVerifier {
         };
         Ok(Self {
             inner: builder.build()?,
+            ocsp: None,
         })
+    }
+
+    /// Also fails the handshake of a client whose certificate `cache` holds as revoked. The
+    /// verifier only reads the cache: [`OcspChecker::check`](crate::OcspChecker::check) fills it
+    /// after handshakes.
+    #[must_use]
+    pub fn with_ocsp_cache(mut self, cache: OcspCache) -> Self {
+        self.ocsp = Some(cache);
+        self
     }
 
     /// The verifier as rustls' `ServerConfig` builder takes it
@@ -98,8 +112,15 @@ impl ClientCertVerifier for ClientVerifier {
         intermediates: &[CertificateDer<'_>],
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
-        self.inner
-            .verify_client_cert(end_entity, intermediates, now)
+        let verified = self
+            .inner
+            .verify_client_cert(end_entity, intermediates, now)?;
+        if let Some(cache) = &self.ocsp
+            && cache.get(end_entity) == Some(Status::Revoked)
+        {
+            return Err(rustls::Error::InvalidCertificate(CertificateError::Revoked));
+        }
+        Ok(verified)
     }
 
     fn verify_tls12_signature(
@@ -127,7 +148,7 @@ impl ClientCertVerifier for ClientVerifier {
 
 #[cfg(test)]
 mod tests {
-    use rustls::{CertificateError, Error};
+    use rustls::Error;
     use xtask::pki::{Credential, Pki, PkiOptions};
 
     use super::*;

@@ -1,0 +1,255 @@
+//! [`OcspChecker`] against a real `openssl ocsp` responder serving the xtask test PKI, and against
+//! a responder that accepts connections and never answers (the one fault openssl cannot play).
+//!
+//! Without `openssl` on PATH the responder tests print why and pass, except with `CI=true`, where
+//! a missing `openssl` is a failure.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::thread;
+use std::time::{Duration, Instant};
+
+use mtls_verifier::{
+    ClientVerifier, FailureMode, OcspChecker, OcspError, OcspOptions, Status, VerifierOptions,
+};
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, UnixTime};
+use rustls::server::danger::ClientCertVerifier;
+use tempfile::TempDir;
+use xtask::pki::{self, Credential, Pki, PkiOptions};
+
+const RESPONDER_START_TIMEOUT: Duration = Duration::from_secs(10);
+const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn have_openssl(test: &str) -> bool {
+    let found = Command::new("openssl")
+        .arg("version")
+        .output()
+        .is_ok_and(|out| out.status.success());
+    if !found {
+        if std::env::var("CI").as_deref() == Ok("true") {
+            panic!("{test}: openssl not found on PATH, and it is required when CI=true");
+        }
+        eprintln!("skipping {test}: openssl not found on PATH");
+    }
+    found
+}
+
+fn free_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0")
+        .and_then(|listener| listener.local_addr())
+        .expect("binding an ephemeral port")
+        .port()
+}
+
+/// A PKI whose certificates name `http://127.0.0.1:<port>` as their OCSP responder.
+fn pki_for(port: u16) -> Pki {
+    pki::generate(&PkiOptions {
+        ocsp_url: format!("http://127.0.0.1:{port}"),
+        ..PkiOptions::default()
+    })
+    .expect("generating the test PKI")
+}
+
+fn chain(client: &Credential) -> Vec<CertificateDer<'static>> {
+    CertificateDer::pem_slice_iter(client.chain_pem.as_bytes())
+        .collect::<Result<_, _>>()
+        .expect("parsing the client chain")
+}
+
+fn checker(pki: &Pki, timeout: Duration) -> OcspChecker {
+    OcspChecker::new(&OcspOptions {
+        ca_bundle_pem: pki.ca.cert_pem.clone().into_bytes(),
+        timeout,
+        cache_ttl: Duration::from_secs(60),
+    })
+    .expect("building the checker")
+}
+
+/// `openssl ocsp` serving the PKI's `index.txt`, killed on drop.
+struct Responder {
+    child: Child,
+    stderr_path: PathBuf,
+    _dir: TempDir,
+}
+
+impl Responder {
+    /// Starts the responder and waits for the `ACCEPT` line it prints once listening; probing
+    /// its port instead would wedge openssl 3.0.
+    fn start(pki: &Pki) -> Self {
+        let dir = tempfile::tempdir().expect("creating a temporary directory");
+        pki.write_to(dir.path()).expect("writing the PKI");
+        let args = pki
+            .ocsp_responder_args(dir.path())
+            .expect("responder arguments");
+        let stderr_path = dir.path().join("responder.stderr");
+        let mut child = Command::new("openssl")
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(&stderr_path).expect("creating the stderr file"))
+            .spawn()
+            .expect("starting openssl ocsp");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (lines_tx, lines_rx) = mpsc::channel();
+        // Drains stdout (`-text` prints every request) so the responder never blocks on the pipe.
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if lines_tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        let responder = Self {
+            child,
+            stderr_path,
+            _dir: dir,
+        };
+        let deadline = Instant::now() + RESPONDER_START_TIMEOUT;
+        loop {
+            match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+                Ok(line) if line.starts_with("ACCEPT") => return responder,
+                Ok(_) => continue,
+                Err(e) => panic!(
+                    "openssl ocsp did not start listening ({e}); stderr:\n{}",
+                    responder.stderr()
+                ),
+            }
+        }
+    }
+
+    fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    fn stop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Responder {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[tokio::test]
+async fn good_client_is_good_and_cached() {
+    if !have_openssl("good_client_is_good_and_cached") {
+        return;
+    }
+    let pki = pki_for(free_port());
+    let mut responder = Responder::start(&pki);
+    let checker = checker(&pki, CHECK_TIMEOUT);
+    let result = checker.check(&chain(&pki.alice)).await;
+    assert_eq!(result, Ok(Status::Good), "{}", responder.stderr());
+    assert!(FailureMode::FailClosed.allows(&result));
+
+    // Within the TTL the answer comes from the cache: the responder is gone.
+    responder.stop();
+    assert_eq!(checker.check(&chain(&pki.alice)).await, Ok(Status::Good));
+    // bob was never asked about, so his check needs the (stopped) responder.
+    assert!(matches!(
+        checker.check(&chain(&pki.bob)).await,
+        Err(OcspError::Http { .. })
+    ));
+}
+
+#[tokio::test]
+async fn revoked_client_is_revoked_and_then_fails_the_handshake() {
+    if !have_openssl("revoked_client_is_revoked_and_then_fails_the_handshake") {
+        return;
+    }
+    let pki = pki_for(free_port());
+    let responder = Responder::start(&pki);
+    let checker = checker(&pki, CHECK_TIMEOUT);
+    let revoked = chain(&pki.revoked);
+    let result = checker.check(&revoked).await;
+    assert_eq!(result, Ok(Status::Revoked), "{}", responder.stderr());
+    assert!(!FailureMode::FailOpen.allows(&result));
+
+    let verifier = ClientVerifier::new(&VerifierOptions {
+        ca_bundle_pem: pki.ca.cert_pem.clone().into_bytes(),
+        required: true,
+    })
+    .expect("building the verifier")
+    .with_ocsp_cache(checker.cache());
+    assert_eq!(
+        verifier
+            .verify_client_cert(&revoked[0], &[], UnixTime::now())
+            .map(|_| ()),
+        Err(rustls::Error::InvalidCertificate(
+            rustls::CertificateError::Revoked
+        ))
+    );
+    let alice = chain(&pki.alice);
+    assert!(
+        verifier
+            .verify_client_cert(&alice[0], &[], UnixTime::now())
+            .is_ok()
+    );
+}
+
+#[tokio::test]
+async fn response_from_a_responder_the_issuer_did_not_authorize_is_rejected() {
+    if !have_openssl("response_from_a_responder_the_issuer_did_not_authorize_is_rejected") {
+        return;
+    }
+    // carol's issuer is the intermediate, but openssl signs with the root's delegated
+    // responder: RFC 6960 §4.2.2.2 says that answer is not to be trusted.
+    let pki = pki_for(free_port());
+    let responder = Responder::start(&pki);
+    let checker = checker(&pki, CHECK_TIMEOUT);
+    let result = checker.check(&chain(&pki.carol)).await;
+    assert_eq!(
+        result,
+        Err(OcspError::BadSignature),
+        "{}",
+        responder.stderr()
+    );
+    assert!(!FailureMode::FailClosed.allows(&result));
+    assert!(FailureMode::FailOpen.allows(&result));
+}
+
+#[tokio::test]
+async fn hanging_responder_times_out_and_failure_mode_decides() {
+    // Accepts connections and never answers: what openssl cannot be made to do.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the hanging responder");
+    let port = listener.local_addr().expect("local address").port();
+    let (stop_tx, stop_rx) = mpsc::channel::<()>();
+    let hang = thread::spawn(move || {
+        let held = listener.accept();
+        // Hold the connection open until the test is done.
+        let _ = stop_rx.recv();
+        drop(held);
+    });
+
+    let pki = pki_for(port);
+    let timeout = Duration::from_millis(300);
+    let checker = checker(&pki, timeout);
+    let started = Instant::now();
+    let result = checker.check(&chain(&pki.alice)).await;
+    assert!(
+        matches!(result, Err(OcspError::Timeout { timeout: t, .. }) if t == timeout),
+        "{result:?}"
+    );
+    assert!(started.elapsed() < timeout + Duration::from_secs(2));
+    assert!(!FailureMode::FailClosed.allows(&result));
+    assert!(FailureMode::FailOpen.allows(&result));
+    // Failures are not cached.
+    assert_eq!(checker.cache().get(&pki.alice.cert_der), None);
+
+    drop(stop_tx);
+    hang.join().expect("the hanging responder thread");
+}
+
+#[tokio::test]
+async fn refused_connection_is_an_http_error() {
+    let pki = pki_for(free_port());
+    let result = checker(&pki, CHECK_TIMEOUT).check(&chain(&pki.alice)).await;
+    assert!(matches!(result, Err(OcspError::Http { .. })), "{result:?}");
+}
