@@ -4,7 +4,7 @@
 //! Without `openssl` on PATH the responder tests print why and pass, except with `CI=true`, where
 //! a missing `openssl` is a failure.
 
-use std::io::{BufRead, BufReader};
+use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
@@ -67,6 +67,46 @@ fn checker(pki: &Pki, timeout: Duration) -> OcspChecker {
         cache_ttl: Duration::from_secs(60),
     })
     .expect("building the checker")
+}
+
+/// A one-shot responder on `listener`: reads one HTTP request, answers `status` with `body`.
+fn serve_once(
+    listener: TcpListener,
+    status: &'static str,
+    body: Vec<u8>,
+) -> thread::JoinHandle<()> {
+    thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        let mut request = Vec::new();
+        let mut buf = [0u8; 4096];
+        // Headers, then as many body bytes as Content-Length says.
+        loop {
+            let Ok(n) = stream.read(&mut buf) else { return };
+            if n == 0 {
+                return;
+            }
+            request.extend_from_slice(&buf[..n]);
+            let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+            if let Some(end) = text.find("\r\n\r\n") {
+                let length = text
+                    .lines()
+                    .find_map(|line| line.strip_prefix("content-length:"))
+                    .and_then(|value| value.trim().parse::<usize>().ok())
+                    .unwrap_or(0);
+                if request.len() >= end + 4 + length {
+                    break;
+                }
+            }
+        }
+        let head = format!(
+            "HTTP/1.1 {status}\r\ncontent-type: application/ocsp-response\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+            body.len()
+        );
+        let _ = stream.write_all(head.as_bytes());
+        let _ = stream.write_all(&body);
+    })
 }
 
 /// `openssl ocsp` serving the PKI's `index.txt`, killed on drop.
@@ -252,4 +292,73 @@ async fn refused_connection_is_an_http_error() {
     let pki = pki_for(free_port());
     let result = checker(&pki, CHECK_TIMEOUT).check(&chain(&pki.alice)).await;
     assert!(matches!(result, Err(OcspError::Http { .. })), "{result:?}");
+}
+
+#[tokio::test]
+async fn garbage_response_is_malformed() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fake responder");
+    let pki = pki_for(listener.local_addr().expect("local address").port());
+    let served = serve_once(listener, "200 OK", b"this is not DER".to_vec());
+    let result = checker(&pki, CHECK_TIMEOUT).check(&chain(&pki.alice)).await;
+    assert!(matches!(result, Err(OcspError::Malformed(_))), "{result:?}");
+    assert!(FailureMode::FailOpen.allows(&result));
+    assert!(!FailureMode::FailClosed.allows(&result));
+    served.join().expect("the fake responder thread");
+}
+
+#[tokio::test]
+async fn http_error_status_is_a_failure() {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fake responder");
+    let pki = pki_for(listener.local_addr().expect("local address").port());
+    let served = serve_once(listener, "500 Internal Server Error", Vec::new());
+    let result = checker(&pki, CHECK_TIMEOUT).check(&chain(&pki.alice)).await;
+    assert!(
+        matches!(result, Err(OcspError::HttpStatus { status: 500, .. })),
+        "{result:?}"
+    );
+    served.join().expect("the fake responder thread");
+}
+
+#[tokio::test]
+async fn replayed_response_fails_the_nonce_check() {
+    if !have_openssl("replayed_response_fails_the_nonce_check") {
+        return;
+    }
+    // A genuine, correctly signed `good` answer to an earlier request (openssl's own client
+    // sends a nonce), replayed to our request: only the nonce tells them apart.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the fake responder");
+    let port = listener.local_addr().expect("local address").port();
+    let pki = pki_for(port);
+    let dir = tempfile::tempdir().expect("creating a temporary directory");
+    pki.write_to(dir.path()).expect("writing the PKI");
+    let recorded = dir.path().join("response.der");
+    {
+        drop(listener);
+        let responder = Responder::start(&pki);
+        let out = Command::new("openssl")
+            .args(["ocsp", "-timeout", "10", "-url"])
+            .arg(&pki.ocsp_url)
+            .arg("-issuer")
+            .arg(dir.path().join("ca.pem"))
+            .arg("-cert")
+            .arg(dir.path().join("alice.pem"))
+            .arg("-CAfile")
+            .arg(dir.path().join("ca.pem"))
+            .arg("-respout")
+            .arg(&recorded)
+            .output()
+            .expect("running openssl ocsp as a client");
+        assert!(
+            out.status.success(),
+            "{}\nresponder stderr:\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            responder.stderr()
+        );
+    }
+    let body = std::fs::read(&recorded).expect("reading the recorded response");
+    let listener = TcpListener::bind(("127.0.0.1", port)).expect("rebinding the responder port");
+    let served = serve_once(listener, "200 OK", body);
+    let result = checker(&pki, CHECK_TIMEOUT).check(&chain(&pki.alice)).await;
+    assert_eq!(result, Err(OcspError::NonceMismatch));
+    served.join().expect("the fake responder thread");
 }
