@@ -21,7 +21,8 @@
 //! 2. After the handshake and before CONNACK, the server awaits [`OcspChecker::check`] on the
 //!    peer's chain in that connection's task (other connections are not blocked), then decides
 //!    with [`FailureMode::allows`]. `check` answers from the cache when it can and fills it
-//!    with `good` and `revoked` answers; failures and `unknown` are never cached.
+//!    with `good` and `revoked` answers (for the TTL, never past `nextUpdate`); failures and
+//!    `unknown` are never cached. Concurrent checks of one certificate share one request.
 //!
 //! # Example
 //!

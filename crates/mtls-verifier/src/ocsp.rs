@@ -1,7 +1,9 @@
 //! [`OcspChecker`]: the OCSP client (RFC 6960) that runs after the TLS handshake, and the
 //! [`OcspCache`] that [`ClientVerifier`](crate::ClientVerifier) reads during it.
 
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
 use der::asn1::{Null, ObjectIdentifier, OctetString};
@@ -129,10 +131,14 @@ impl OcspCache {
     /// The cached status of the DER end-entity certificate `cert`, if still fresh.
     pub fn get(&self, cert: &[u8]) -> Option<Status> {
         let key = cache_key(&Certificate::from_der(cert).ok()?).ok()?;
-        let cached = self.entries.get(&key)?;
+        self.lookup(&key)
+    }
+
+    fn lookup(&self, key: &CacheKey) -> Option<Status> {
+        let cached = self.entries.get(key)?;
         match cached.valid_until {
             Some(until) if until < SystemTime::now() => {
-                self.entries.invalidate(&key);
+                self.entries.invalidate(key);
                 None
             }
             _ => Some(cached.status),
@@ -159,7 +165,41 @@ pub struct OcspChecker {
     cas: Vec<CertificateDer<'static>>,
     timeout: Duration,
     cache: OcspCache,
+    in_flight: Arc<InFlightMap>,
     rng: SystemRandom,
+}
+
+/// Certificates being checked right now, each with the lock its checks queue on.
+type InFlightMap = Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>;
+
+/// One check's place in [`InFlightMap`]; the last one out removes the entry, also when the
+/// check is cancelled by the timeout.
+struct InFlight<'a> {
+    map: &'a InFlightMap,
+    key: CacheKey,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> InFlight<'a> {
+    fn join(map: &'a InFlightMap, key: CacheKey) -> Self {
+        let gate = map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        Self { map, key, gate }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        // Clones are only made under the map lock: two left means the map's and ours.
+        if Arc::strong_count(&self.gate) == 2 {
+            map.remove(&self.key);
+        }
+    }
 }
 
 impl OcspChecker {
@@ -184,6 +224,7 @@ impl OcspChecker {
             cas,
             timeout: options.timeout,
             cache: OcspCache::new(options.cache_ttl),
+            in_flight: Arc::default(),
             rng: SystemRandom::new(),
         })
     }
@@ -201,23 +242,42 @@ impl OcspChecker {
     /// the issuer is `chain[1]` or a certificate of the CA bundle.
     pub async fn check(&self, chain: &[CertificateDer<'_>]) -> Result<Status, OcspError> {
         let leaf_der = chain.first().ok_or(OcspError::EmptyChain)?;
-        if let Some(status) = self.cache.get(leaf_der) {
+        let leaf = Certificate::from_der(leaf_der).map_err(OcspError::certificate)?;
+        let key = cache_key(&leaf).map_err(OcspError::certificate)?;
+        if let Some(status) = self.cache.lookup(&key) {
             return Ok(status);
         }
-        let leaf = Certificate::from_der(leaf_der).map_err(OcspError::certificate)?;
         let issuer_der = self.issuer_of(&leaf, &chain[1..])?;
         let url = ocsp_url(leaf_der)?;
-        let (status, valid_until) =
-            tokio::time::timeout(self.timeout, self.fetch(&url, &leaf, &issuer_der))
-                .await
-                .map_err(|_| OcspError::Timeout {
-                    url: url.clone(),
-                    timeout: self.timeout,
-                })??;
+        tokio::time::timeout(
+            self.timeout,
+            self.check_uncached(key, &url, &leaf, &issuer_der),
+        )
+        .await
+        .map_err(|_| OcspError::Timeout {
+            url: url.clone(),
+            timeout: self.timeout,
+        })?
+    }
+
+    /// Asks the responder, one request at a time per certificate: concurrent checks of the same
+    /// certificate wait for the first and then find its answer in the cache.
+    async fn check_uncached(
+        &self,
+        key: CacheKey,
+        url: &str,
+        leaf: &Certificate,
+        issuer_der: &CertificateDer<'static>,
+    ) -> Result<Status, OcspError> {
+        let turn = InFlight::join(&self.in_flight, key);
+        let _guard = turn.gate.lock().await;
+        if let Some(status) = self.cache.lookup(&turn.key) {
+            return Ok(status);
+        }
+        let (status, valid_until) = self.fetch(url, leaf, issuer_der).await?;
         if status != Status::Unknown {
-            let key = cache_key(&leaf).map_err(OcspError::certificate)?;
             self.cache.entries.insert(
-                key,
+                turn.key.clone(),
                 CachedStatus {
                     status,
                     valid_until,

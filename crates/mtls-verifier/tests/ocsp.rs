@@ -8,7 +8,8 @@ use std::io::{BufRead, BufReader, Read, Write};
 use std::net::TcpListener;
 use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
-use std::sync::mpsc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
 
@@ -120,11 +121,23 @@ impl Responder {
     /// Starts the responder and waits for the `ACCEPT` line it prints once listening; probing
     /// its port instead would wedge openssl 3.0.
     fn start(pki: &Pki) -> Self {
+        Self::start_on(pki, None)
+    }
+
+    /// [`Responder::start`], listening on `port` instead of the one in the PKI's OCSP URL.
+    fn start_on(pki: &Pki, port: Option<u16>) -> Self {
         let dir = tempfile::tempdir().expect("creating a temporary directory");
         pki.write_to(dir.path()).expect("writing the PKI");
-        let args = pki
+        let mut args = pki
             .ocsp_responder_args(dir.path())
             .expect("responder arguments");
+        if let Some(port) = port {
+            let at = args
+                .iter()
+                .position(|arg| arg == "-port")
+                .expect("a -port argument");
+            args[at + 1] = port.to_string();
+        }
         let stderr_path = dir.path().join("responder.stderr");
         let mut child = Command::new("openssl")
             .args(&args)
@@ -361,4 +374,43 @@ async fn replayed_response_fails_the_nonce_check() {
     let result = checker(&pki, CHECK_TIMEOUT).check(&chain(&pki.alice)).await;
     assert_eq!(result, Err(OcspError::NonceMismatch));
     served.join().expect("the fake responder thread");
+}
+
+#[tokio::test]
+async fn simultaneous_checks_of_one_certificate_make_one_request() {
+    if !have_openssl("simultaneous_checks_of_one_certificate_make_one_request") {
+        return;
+    }
+    // The certificates name a counting proxy in front of openssl: one connection per request,
+    // since the checker keeps no idle connections.
+    let proxy = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("binding the proxy");
+    let pki = pki_for(proxy.local_addr().expect("local address").port());
+    let openssl_port = free_port();
+    let responder = Responder::start_on(&pki, Some(openssl_port));
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counted = Arc::clone(&requests);
+    let proxying = tokio::spawn(async move {
+        while let Ok((mut inbound, _)) = proxy.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let mut outbound = tokio::net::TcpStream::connect(("127.0.0.1", openssl_port))
+                .await
+                .expect("connecting to openssl");
+            tokio::spawn(async move {
+                let _ = tokio::io::copy_bidirectional(&mut inbound, &mut outbound).await;
+            });
+        }
+    });
+    let checker = checker(&pki, CHECK_TIMEOUT);
+    let alice = chain(&pki.alice);
+    let (first, second) = tokio::join!(checker.check(&alice), checker.check(&alice));
+    assert_eq!(first, Ok(Status::Good), "{}", responder.stderr());
+    assert_eq!(second, Ok(Status::Good));
+    assert_eq!(checker.check(&alice).await, Ok(Status::Good));
+    assert_eq!(requests.load(Ordering::SeqCst), 1);
+    // Another certificate is another request.
+    assert_eq!(checker.check(&chain(&pki.bob)).await, Ok(Status::Good));
+    assert_eq!(requests.load(Ordering::SeqCst), 2);
+    proxying.abort();
 }
