@@ -562,3 +562,122 @@ fn signature_algorithms(
         other => return Err(OcspError::UnsupportedAlgorithm(other.to_string())),
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use std::process::Command;
+
+    use super::*;
+
+    const NONCE: [u8; NONCE_LEN] = [7; NONCE_LEN];
+
+    /// A genuine response from `openssl ocsp` run offline (`-reqin`/`-respout`, no network) to
+    /// our request for `alice`, valid for `minutes` from now; `None` without openssl.
+    fn signed_response(minutes: u32) -> Option<(Vec<u8>, CertId, CertificateDer<'static>)> {
+        if Command::new("openssl").arg("version").output().is_err() {
+            assert_ne!(
+                std::env::var("CI").as_deref(),
+                Ok("true"),
+                "openssl is required when CI=true"
+            );
+            eprintln!("skipping: openssl not found on PATH");
+            return None;
+        }
+        let pki = xtask::pki::generate(&xtask::pki::PkiOptions::default()).expect("test PKI");
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        pki.write_to(dir.path()).expect("writing the PKI");
+        let leaf = Certificate::from_der(&pki.alice.cert_der).expect("alice parses");
+        let ca = Certificate::from_der(&pki.ca.cert_der).expect("the CA parses");
+        let id = cert_id(&leaf, &ca).expect("a CertID");
+        let req = dir.path().join("req.der");
+        let resp = dir.path().join("resp.der");
+        std::fs::write(&req, request(id.clone(), &NONCE).expect("a request")).expect("writing");
+        let out = Command::new("openssl")
+            .current_dir(dir.path())
+            .args([
+                "ocsp",
+                "-index",
+                "index.txt",
+                "-CA",
+                "ca.pem",
+                "-rsigner",
+                "ocsp.pem",
+            ])
+            .args(["-rkey", "ocsp.key", "-nmin", &minutes.to_string(), "-reqin"])
+            .arg(&req)
+            .arg("-respout")
+            .arg(&resp)
+            .output()
+            .expect("running openssl ocsp");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let body = std::fs::read(&resp).expect("reading the response");
+        Some((body, id, CertificateDer::from(pki.ca.cert_der.clone())))
+    }
+
+    #[test]
+    fn accepts_fresh_response_and_reports_next_update() {
+        let Some((body, id, ca)) = signed_response(10) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let (status, next) = verify_response(&body, &id, &NONCE, &ca, now).expect("valid");
+        assert_eq!(status, Status::Good);
+        let next = next.expect("-nmin sets nextUpdate");
+        assert!(next > now && next <= now + Duration::from_secs(11 * 60));
+    }
+
+    #[test]
+    fn rejects_response_past_next_update() {
+        let Some((body, id, ca)) = signed_response(1) else {
+            return;
+        };
+        // nextUpdate is a minute away; past it plus the allowed skew, the answer is stale.
+        let later = SystemTime::now() + Duration::from_secs(60) + CLOCK_SKEW * 2;
+        assert_eq!(
+            verify_response(&body, &id, &NONCE, &ca, later),
+            Err(OcspError::Stale)
+        );
+    }
+
+    #[test]
+    fn rejects_response_from_the_future() {
+        let Some((body, id, ca)) = signed_response(10) else {
+            return;
+        };
+        // Our clock runs well behind the responder's: thisUpdate lies in our future.
+        let earlier = SystemTime::now() - CLOCK_SKEW * 2;
+        assert_eq!(
+            verify_response(&body, &id, &NONCE, &ca, earlier),
+            Err(OcspError::NotYetValid)
+        );
+    }
+
+    #[test]
+    fn rejects_response_for_another_certificate() {
+        let Some((body, mut id, ca)) = signed_response(10) else {
+            return;
+        };
+        id.serial_number = x509_cert::serial_number::SerialNumber::new(&[1]).expect("a serial");
+        assert_eq!(
+            verify_response(&body, &id, &NONCE, &ca, SystemTime::now()),
+            Err(OcspError::NoMatchingResponse)
+        );
+    }
+
+    #[test]
+    fn rejects_response_verified_against_another_issuer() {
+        let Some((body, id, _)) = signed_response(10) else {
+            return;
+        };
+        let other = xtask::pki::generate(&xtask::pki::PkiOptions::default()).expect("test PKI");
+        let other_ca = CertificateDer::from(other.ca.cert_der);
+        assert_eq!(
+            verify_response(&body, &id, &NONCE, &other_ca, SystemTime::now()),
+            Err(OcspError::BadSignature)
+        );
+    }
+}
