@@ -1,0 +1,284 @@
+//! [`OcspChecker`]: builds the request, POSTs it to the certificate's responder under a timeout,
+//! and caches trustworthy answers.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, SystemTime};
+
+use der::asn1::{Null, ObjectIdentifier, OctetString};
+use der::oid::AssociatedOid;
+use der::{Decode, Encode};
+use ring::digest;
+use ring::rand::{SecureRandom, SystemRandom};
+use rustls::pki_types::CertificateDer;
+use rustls::pki_types::pem::PemObject;
+use x509_cert::Certificate;
+use x509_cert::ext::Extension;
+use x509_cert::spki::AlgorithmIdentifierOwned;
+use x509_ocsp::ext::Nonce;
+use x509_ocsp::{CertId, OcspRequest, Request, TbsRequest, Version};
+use x509_parser::extensions::{GeneralName, ParsedExtension};
+use x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_OCSP;
+use x509_parser::prelude::{FromDer, X509Certificate};
+
+use super::cache::{CacheKey, CachedStatus, OcspCache, cache_key};
+use super::response::verify_response;
+use super::{OcspOptions, Status};
+use crate::error::{BuildError, OcspError};
+
+/// `id-sha1`: the CertID hash every responder understands (RFC 5019 §2.1.1).
+const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
+/// Nonce length in bytes (RFC 8954 §2.1 recommends 32 at most).
+pub(super) const NONCE_LEN: usize = 16;
+
+/// Checks client certificates with their issuer's OCSP responder, asynchronously.
+///
+/// Run [`OcspChecker::check`] after the TLS handshake and before CONNACK, on the chain from
+/// `ServerConnection::peer_certificates()`; decide with [`FailureMode::allows`](super::FailureMode::allows). Answers land in
+/// [`OcspChecker::cache`], which the verifier consults so a cached `revoked` fails the next
+/// handshake outright.
+#[derive(Debug, Clone)]
+pub struct OcspChecker {
+    http: reqwest::Client,
+    cas: Vec<CertificateDer<'static>>,
+    timeout: Duration,
+    cache: OcspCache,
+    in_flight: Arc<InFlightMap>,
+    rng: SystemRandom,
+}
+
+/// Certificates being checked right now, each with the lock its checks queue on.
+type InFlightMap = Mutex<HashMap<CacheKey, Arc<tokio::sync::Mutex<()>>>>;
+
+/// One check's place in [`InFlightMap`]; the last one out removes the entry, also when the
+/// check is cancelled by the timeout.
+struct InFlight<'a> {
+    map: &'a InFlightMap,
+    key: CacheKey,
+    gate: Arc<tokio::sync::Mutex<()>>,
+}
+
+impl<'a> InFlight<'a> {
+    fn join(map: &'a InFlightMap, key: CacheKey) -> Self {
+        let gate = map
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(key.clone())
+            .or_default()
+            .clone();
+        Self { map, key, gate }
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        let mut map = self.map.lock().unwrap_or_else(PoisonError::into_inner);
+        // Clones are only made under the map lock: two left means the map's and ours.
+        if Arc::strong_count(&self.gate) == 2 {
+            map.remove(&self.key);
+        }
+    }
+}
+
+impl OcspChecker {
+    /// Builds the checker. The HTTP client speaks plain HTTP only (OCSP responders are `http://`,
+    /// RFC 6960 Appendix A) and ignores proxy environment variables.
+    pub fn new(options: &OcspOptions) -> Result<Self, BuildError> {
+        let cas = CertificateDer::pem_slice_iter(&options.ca_bundle_pem)
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(BuildError::CaBundlePem)?;
+        if cas.is_empty() {
+            return Err(BuildError::EmptyCaBundle);
+        }
+        let http = reqwest::Client::builder()
+            .no_proxy()
+            // Checks are rare thanks to the cache; a pooled connection the responder has since
+            // closed would only turn into a spurious failure.
+            .pool_max_idle_per_host(0)
+            .build()
+            .map_err(|e| BuildError::HttpClient(e.to_string()))?;
+        Ok(Self {
+            http,
+            cas,
+            timeout: options.timeout,
+            cache: OcspCache::new(options.cache_ttl),
+            in_flight: Arc::default(),
+            rng: SystemRandom::new(),
+        })
+    }
+
+    /// The cache this checker fills; give it to
+    /// [`ClientVerifier::with_ocsp_cache`](crate::ClientVerifier::with_ocsp_cache).
+    pub fn cache(&self) -> OcspCache {
+        self.cache.clone()
+    }
+
+    /// The revocation status of `chain[0]`, from the cache or from the responder named in its
+    /// Authority Information Access extension, within the configured timeout.
+    ///
+    /// `chain` is the client's chain as sent (leaf first), already verified by the handshake;
+    /// the issuer is `chain[1]` or a certificate of the CA bundle.
+    pub async fn check(&self, chain: &[CertificateDer<'_>]) -> Result<Status, OcspError> {
+        let leaf_der = chain.first().ok_or(OcspError::EmptyChain)?;
+        let leaf = Certificate::from_der(leaf_der).map_err(OcspError::certificate)?;
+        let key = cache_key(&leaf).map_err(OcspError::certificate)?;
+        if let Some(status) = self.cache.lookup(&key) {
+            return Ok(status);
+        }
+        let issuer_der = self.issuer_of(&leaf, &chain[1..])?;
+        let url = ocsp_url(leaf_der)?;
+        tokio::time::timeout(
+            self.timeout,
+            self.check_uncached(key, &url, &leaf, &issuer_der),
+        )
+        .await
+        .map_err(|_| OcspError::Timeout {
+            url: url.clone(),
+            timeout: self.timeout,
+        })?
+    }
+
+    /// Asks the responder, one request at a time per certificate: concurrent checks of the same
+    /// certificate wait for the first and then find its answer in the cache.
+    async fn check_uncached(
+        &self,
+        key: CacheKey,
+        url: &str,
+        leaf: &Certificate,
+        issuer_der: &CertificateDer<'static>,
+    ) -> Result<Status, OcspError> {
+        let turn = InFlight::join(&self.in_flight, key);
+        let _guard = turn.gate.lock().await;
+        if let Some(status) = self.cache.lookup(&turn.key) {
+            return Ok(status);
+        }
+        let (status, valid_until) = self.fetch(url, leaf, issuer_der).await?;
+        if status != Status::Unknown {
+            self.cache.entries.insert(
+                turn.key.clone(),
+                CachedStatus {
+                    status,
+                    valid_until,
+                },
+            );
+        }
+        Ok(status)
+    }
+
+    fn issuer_of(
+        &self,
+        leaf: &Certificate,
+        intermediates: &[CertificateDer<'_>],
+    ) -> Result<CertificateDer<'static>, OcspError> {
+        let wanted = &leaf.tbs_certificate.issuer;
+        intermediates
+            .iter()
+            .chain(self.cas.iter())
+            .find(|candidate| {
+                Certificate::from_der(candidate).is_ok_and(|c| &c.tbs_certificate.subject == wanted)
+            })
+            .map(|der| der.clone().into_owned())
+            .ok_or_else(|| OcspError::NoIssuer {
+                issuer: wanted.to_string(),
+            })
+    }
+
+    async fn fetch(
+        &self,
+        url: &str,
+        leaf: &Certificate,
+        issuer_der: &CertificateDer<'static>,
+    ) -> Result<(Status, Option<SystemTime>), OcspError> {
+        let issuer = Certificate::from_der(issuer_der).map_err(OcspError::certificate)?;
+        let cert_id = cert_id(leaf, &issuer).map_err(OcspError::certificate)?;
+        let mut nonce = [0u8; NONCE_LEN];
+        self.rng
+            .fill(&mut nonce)
+            .map_err(|_| OcspError::Malformed("no randomness for the nonce".to_owned()))?;
+        let request = request(cert_id.clone(), &nonce).map_err(OcspError::malformed)?;
+
+        let response = self
+            .http
+            .post(url)
+            .header("content-type", "application/ocsp-request")
+            .body(request)
+            .send()
+            .await
+            .map_err(|e| OcspError::Http {
+                url: url.to_owned(),
+                reason: e.to_string(),
+            })?;
+        if !response.status().is_success() {
+            return Err(OcspError::HttpStatus {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+            });
+        }
+        let body = response.bytes().await.map_err(|e| OcspError::Http {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        })?;
+        verify_response(&body, &cert_id, &nonce, issuer_der, SystemTime::now())
+    }
+}
+
+/// The OCSP URL from the certificate's Authority Information Access extension.
+fn ocsp_url(cert: &[u8]) -> Result<String, OcspError> {
+    let (_, parsed) = X509Certificate::from_der(cert).map_err(OcspError::certificate)?;
+    for ext in parsed.extensions() {
+        if let ParsedExtension::AuthorityInfoAccess(aia) = ext.parsed_extension() {
+            for desc in &aia.accessdescs {
+                if desc.access_method == OID_PKIX_ACCESS_DESCRIPTOR_OCSP
+                    && let GeneralName::URI(uri) = desc.access_location
+                {
+                    return Ok(uri.to_owned());
+                }
+            }
+        }
+    }
+    Err(OcspError::NoOcspUrl {
+        subject: parsed.subject().to_string(),
+    })
+}
+
+/// CertID for `leaf` issued by `issuer` (RFC 6960 §4.1.1), SHA-1 hashed.
+pub(super) fn cert_id(leaf: &Certificate, issuer: &Certificate) -> Result<CertId, der::Error> {
+    let name = issuer.tbs_certificate.subject.to_der()?;
+    let key = issuer
+        .tbs_certificate
+        .subject_public_key_info
+        .subject_public_key
+        .raw_bytes();
+    let sha1 = |data: &[u8]| digest::digest(&digest::SHA1_FOR_LEGACY_USE_ONLY, data);
+    Ok(CertId {
+        hash_algorithm: AlgorithmIdentifierOwned {
+            oid: ID_SHA1,
+            parameters: Some(Null.into()),
+        },
+        issuer_name_hash: OctetString::new(sha1(&name).as_ref())?,
+        issuer_key_hash: OctetString::new(sha1(key).as_ref())?,
+        serial_number: leaf.tbs_certificate.serial_number.clone(),
+    })
+}
+
+/// An unsigned OCSPRequest for one certificate, with a nonce extension (RFC 6960 §4.4.1).
+pub(super) fn request(cert_id: CertId, nonce: &[u8]) -> Result<Vec<u8>, der::Error> {
+    let nonce = Nonce::new(nonce)?;
+    OcspRequest {
+        tbs_request: TbsRequest {
+            version: Version::V1,
+            requestor_name: None,
+            request_list: vec![Request {
+                req_cert: cert_id,
+                single_request_extensions: None,
+            }],
+            request_extensions: Some(vec![Extension {
+                extn_id: Nonce::OID,
+                critical: false,
+                extn_value: OctetString::new(nonce.to_der()?)?,
+            }]),
+        },
+        optional_signature: None,
+    }
+    .to_der()
+}
