@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use xtask::pki;
 
+mod bench;
+
 const HELP: &str = "\
 usage: cargo xtask <task> [options]
 
@@ -14,6 +16,10 @@ tasks:
             expired, revoked, a second CA with its client, OCSP responder, index.txt) into DIR
             (default ./certs); client certificates name URL as their OCSP responder
             (default http://127.0.0.1:8888)
+  bench [--rounds N]
+            build the broker and the load generator in release mode, run the same scenarios
+            against our broker and mosquitto (Debian's, on PATH) on loopback, alternating, and
+            print a table of medians over N rounds (default 3) with the ratio ours / mosquitto
   help      this text
 ";
 
@@ -31,6 +37,14 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
+        Some("bench") => {
+            let rounds = match (args.next().as_deref(), args.next()) {
+                (None, _) => 3,
+                (Some("--rounds"), Some(n)) => n.parse().context("--rounds needs a number")?,
+                _ => bail!("usage: cargo xtask bench [--rounds N]"),
+            };
+            bench::run(rounds)
+        }
         Some(other) => bail!("unknown task `{other}`; run `cargo xtask help`"),
     }
 }
