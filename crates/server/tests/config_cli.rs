@@ -328,33 +328,54 @@ fn start_up_stops_on_a_bad_config_with_every_message() {
     );
 }
 
-#[test]
-fn start_up_serves_mqtt_on_the_configured_port_and_stops_on_sigterm() {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let root = Root::new("run");
-    root.write("harperdb-config.yaml", CONFIG);
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+/// Starts the broker binary on a free loopback port (TLS and WebSocket off) with `env` added;
+/// returns the process, its stdout lines after the banner, and the address it listens on.
+fn start_broker(
+    root: &Root,
+    env: &[(&str, &str)],
+) -> (
+    std::process::Child,
+    std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
+    String,
+) {
+    use std::io::BufRead;
+    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    command
         .env_clear()
         .env("HOME", &root.0)
         .args(["--root", root.0.to_str().expect("utf-8")])
-        // The file says 1884 on every interface; the environment narrows it to a free loopback
-        // port, and turns off the listeners that are not implemented yet.
         .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
         .env("MQTT_NETWORK_SECUREPORT", "0")
         .env("MQTT_WEBSOCKET", "false")
-        // First run: the users file is created with this super user.
-        .env("HDB_ADMIN_USERNAME", "admin")
-        .env("HDB_ADMIN_PASSWORD", "secret")
         .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+        .stderr(std::process::Stdio::piped());
+    for (k, v) in env {
+        command.env(k, v);
+    }
+    let mut child = command.spawn().expect("the binary starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
     let banner = lines.next().expect("a banner line").expect("utf-8");
     let addr = banner
         .strip_prefix("MQTT: TCP: ")
         .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
         .to_owned();
+    (child, lines, addr)
+}
+
+#[test]
+fn start_up_serves_mqtt_on_the_configured_port_and_stops_on_sigterm() {
+    use std::io::{Read, Write};
+    let root = Root::new("run");
+    root.write("harperdb-config.yaml", CONFIG);
+    // The file says 1884 on every interface; the environment narrows it to a free loopback
+    // port. First run: the users file is created with this super user.
+    let (mut child, mut lines, addr) = start_broker(
+        &root,
+        &[
+            ("HDB_ADMIN_USERNAME", "admin"),
+            ("HDB_ADMIN_PASSWORD", "secret"),
+        ],
+    );
     let second = lines.next().expect("a root line").expect("utf-8");
     assert!(
         second.contains(&format!("root: {}", root.0.display())),
@@ -477,25 +498,10 @@ fn user_commands_edit_the_users_file() {
 
 #[test]
 fn first_run_without_admin_variables_prints_a_generated_password_that_works() {
-    use std::io::{BufRead, BufReader, Read, Write};
+    use std::io::{Read, Write};
     let root = Root::new("firstrun");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .env_clear()
-        .env("HOME", &root.0)
-        .args(["--root", root.0.to_str().expect("utf-8")])
-        .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
-        .env("MQTT_NETWORK_SECUREPORT", "0")
-        .env("MQTT_WEBSOCKET", "false")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let (mut child, mut lines, addr) = start_broker(&root, &[]);
     let mut next = || lines.next().expect("a line").expect("utf-8");
-    let addr = next()
-        .strip_prefix("MQTT: TCP: ")
-        .expect("banner")
-        .to_owned();
     let _root_line = next();
     let created = next();
     let password = created
