@@ -35,6 +35,7 @@ mod authority;
 mod der;
 mod file;
 mod index;
+mod ocsp_server;
 mod responder;
 mod server_identity;
 
@@ -48,6 +49,7 @@ use time::{Duration, OffsetDateTime};
 use authority::{Authority, Role, SerialSource, Spec, issue};
 use file::{WriteMode, write_file};
 
+pub use ocsp_server::OcspResponder;
 pub use server_identity::{
     CA_FILE, CERTIFICATE_FILE, PRIVATE_KEY_FILE, ServerIdentity, generate_default_server_identity,
 };

@@ -4,13 +4,10 @@
 //! Without `openssl` on PATH each test prints why and passes, except with `CI=true`, where a
 //! missing `openssl` is a failure.
 
-use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::mpsc;
-use std::thread;
-use std::time::{Duration, Instant};
+use std::process::{Command, Output};
+use std::time::Duration;
 
 use tempfile::TempDir;
 use xtask::pki::{self, Pki, PkiOptions};
@@ -401,61 +398,12 @@ fn serials_are_distinct_and_match_the_index() {
     }
 }
 
-/// `openssl ocsp` in responder mode, killed on drop.
-struct Responder {
-    child: Child,
-    stderr_path: PathBuf,
-}
-
-impl Responder {
-    /// Runs `command` (as printed by `gen-certs`) and waits until it reports that it is accepting.
-    ///
-    /// Readiness comes from the `ACCEPT` line openssl 3 prints once it listens, not from probing
-    /// the port: a TCP connection that closes without a request wedges the openssl 3.0 responder.
-    fn start(command: &str, stderr_path: PathBuf) -> Self {
-        let mut words = command.split_whitespace();
-        assert_eq!(words.next(), Some("openssl"), "{command}");
-        let mut child = Command::new("openssl")
-            .args(words)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).expect("creating the stderr file"))
-            .spawn()
-            .expect("starting openssl ocsp");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (lines_tx, lines_rx) = mpsc::channel();
-        // Drains stdout (`-text` prints every request) so the responder never blocks on the pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let responder = Self { child, stderr_path };
-        let deadline = Instant::now() + RESPONDER_START_TIMEOUT;
-        loop {
-            match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.starts_with("ACCEPT") => return responder,
-                Ok(_) => continue,
-                Err(e) => panic!(
-                    "openssl ocsp did not start listening ({e}); stderr:\n{}",
-                    responder.stderr()
-                ),
-            }
-        }
-    }
-
-    fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Starts `command` (as printed by `gen-certs`) and waits until it accepts.
+fn start_responder(command: &str, stderr_path: PathBuf) -> pki::OcspResponder {
+    let mut words = command.split_whitespace();
+    assert_eq!(words.next(), Some("openssl"), "{command}");
+    pki::OcspResponder::start(words, stderr_path, RESPONDER_START_TIMEOUT)
+        .expect("the responder starts")
 }
 
 fn free_port() -> u16 {
@@ -493,7 +441,7 @@ fn printed_ocsp_responder_answers_good_and_revoked() {
         .map(str::trim)
         .find(|line| line.starts_with("openssl ocsp "))
         .unwrap_or_else(|| panic!("no openssl ocsp command in:\n{printed}"));
-    let responder = Responder::start(command, dir.path().join("responder.stderr"));
+    let responder = start_responder(command, dir.path().join("responder.stderr"));
 
     let query = |issuer: &str, cert: &str| {
         let cert = certs.join(cert);

@@ -4,10 +4,9 @@
 //! Without `openssl` on PATH the responder tests print why and pass, except with `CI=true`, where
 //! a missing `openssl` is a failure.
 
-use std::io::{BufRead, BufReader, Read, Write};
+use std::io::{Read, Write};
 use std::net::TcpListener;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
@@ -112,8 +111,7 @@ fn serve_once(
 
 /// `openssl ocsp` serving the PKI's `index.txt`, killed on drop.
 struct Responder {
-    child: Child,
-    stderr_path: PathBuf,
+    inner: pki::OcspResponder,
     _dir: TempDir,
 }
 
@@ -139,54 +137,17 @@ impl Responder {
             args[at + 1] = port.to_string();
         }
         let stderr_path = dir.path().join("responder.stderr");
-        let mut child = Command::new("openssl")
-            .args(&args)
-            .stdin(Stdio::null())
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(&stderr_path).expect("creating the stderr file"))
-            .spawn()
-            .expect("starting openssl ocsp");
-        let stdout = child.stdout.take().expect("stdout is piped");
-        let (lines_tx, lines_rx) = mpsc::channel();
-        // Drains stdout (`-text` prints every request) so the responder never blocks on the pipe.
-        thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                if lines_tx.send(line).is_err() {
-                    break;
-                }
-            }
-        });
-        let responder = Self {
-            child,
-            stderr_path,
-            _dir: dir,
-        };
-        let deadline = Instant::now() + RESPONDER_START_TIMEOUT;
-        loop {
-            match lines_rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
-                Ok(line) if line.starts_with("ACCEPT") => return responder,
-                Ok(_) => continue,
-                Err(e) => panic!(
-                    "openssl ocsp did not start listening ({e}); stderr:\n{}",
-                    responder.stderr()
-                ),
-            }
-        }
+        let inner = pki::OcspResponder::start(&args, stderr_path, RESPONDER_START_TIMEOUT)
+            .expect("the responder starts");
+        Self { inner, _dir: dir }
     }
 
     fn stderr(&self) -> String {
-        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+        self.inner.stderr()
     }
 
     fn stop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Responder {
-    fn drop(&mut self) {
-        self.stop();
+        self.inner.stop();
     }
 }
 
