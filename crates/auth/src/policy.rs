@@ -178,6 +178,16 @@ impl Policy {
     }
 
     fn authenticate(&self, request: &ConnectRequest<'_>) -> Result<Identity, Refusal> {
+        // A verified client certificate that names a user logs in as that user, whatever the
+        // CONNECT user name says; one naming an unknown or deactivated user logs nobody in.
+        if let Some(name) = request.certificate_user {
+            return match self.users.get(name) {
+                Some(u) if u.active => Ok(Identity {
+                    user: Some(Arc::from(name)),
+                }),
+                _ => Err(Refusal::NotAuthorized),
+            };
+        }
         if let Some(name) = request.username {
             let user = self.users.get(name).ok_or(Refusal::BadCredentials)?;
             let (Some(hash), Some(password)) = (&user.hash, request.password) else {
@@ -194,14 +204,6 @@ impl Policy {
             return Ok(Identity {
                 user: Some(Arc::from(name)),
             });
-        }
-        if let Some(name) = request.certificate_user {
-            return match self.users.get(name) {
-                Some(u) if u.active => Ok(Identity {
-                    user: Some(Arc::from(name)),
-                }),
-                _ => Err(Refusal::NotAuthorized),
-            };
         }
         if self.require_authentication {
             return Err(Refusal::NotAuthorized);

@@ -122,6 +122,25 @@ pub enum OcspError {
 }
 
 impl OcspError {
+    /// A short name for the kind of failure, for metrics labels: `timeout`, `http`,
+    /// `bad_response`, `no_url`, `certificate`.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Self::Timeout { .. } => "timeout",
+            Self::Http { .. } | Self::HttpStatus { .. } => "http",
+            Self::NoOcspUrl { .. } => "no_url",
+            Self::EmptyChain | Self::Certificate(_) | Self::NoIssuer { .. } => "certificate",
+            Self::Malformed(_)
+            | Self::Responder(_)
+            | Self::UnsupportedAlgorithm(_)
+            | Self::BadSignature
+            | Self::NoMatchingResponse
+            | Self::NonceMismatch
+            | Self::NotYetValid
+            | Self::Stale => "bad_response",
+        }
+    }
+
     pub(crate) fn certificate(e: impl std::fmt::Display) -> Self {
         Self::Certificate(e.to_string())
     }

@@ -75,6 +75,6 @@ mod user;
 mod verifier;
 
 pub use error::{BuildError, OcspError, UserError};
-pub use ocsp::{FailureMode, OcspCache, OcspChecker, OcspOptions, Status};
-pub use user::{UserMapping, common_name};
+pub use ocsp::{FailureMode, OcspCache, OcspChecker, OcspOptions, OcspStats, Status};
+pub use user::{UserMapping, common_name, subject_and_serial};
 pub use verifier::{ClientVerifier, VerifierOptions};

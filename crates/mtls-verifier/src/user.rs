@@ -31,6 +31,13 @@ impl UserMapping {
     }
 }
 
+/// The subject (RFC 4514 form) and serial number (hex) of the DER certificate `cert`, for log
+/// lines; `None` if it does not parse.
+pub fn subject_and_serial(cert: &[u8]) -> Option<(String, String)> {
+    let (_, parsed) = X509Certificate::from_der(cert).ok()?;
+    Some((parsed.subject().to_string(), parsed.raw_serial_as_string()))
+}
+
 /// The subject CN of the DER certificate `cert`.
 pub fn common_name(cert: &[u8]) -> Result<String, UserError> {
     let (_, parsed) =

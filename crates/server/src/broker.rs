@@ -87,6 +87,8 @@ pub(crate) struct Shared {
     pub stats: Stats,
     pub failed_logins: FailedLogins,
     pub connection_rate: Option<crate::rate::ConnectionRate>,
+    /// Client certificates (`mqtt.network.mtls`), when on.
+    pub client_auth: Option<Arc<crate::client_auth::ClientAuth>>,
     pub started: Instant,
 }
 
@@ -99,7 +101,11 @@ impl std::fmt::Debug for Shared {
 }
 
 impl Shared {
-    pub fn new(options: BrokerOptions, access: Arc<dyn AccessControl>) -> Self {
+    pub fn new(
+        options: BrokerOptions,
+        access: Arc<dyn AccessControl>,
+        client_auth: Option<Arc<crate::client_auth::ClientAuth>>,
+    ) -> Self {
         let connection_rate = options
             .connection_rate_per_ip
             .map(crate::rate::ConnectionRate::new);
@@ -112,6 +118,7 @@ impl Shared {
             stats: Stats::default(),
             failed_logins: FailedLogins::default(),
             connection_rate,
+            client_auth,
             started: Instant::now(),
         }
     }

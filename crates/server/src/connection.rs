@@ -17,6 +17,7 @@ use codec::{
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::sync::{oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
+use transport::rustls::pki_types::CertificateDer;
 
 use crate::broker::Shared;
 use crate::index::Subscriber;
@@ -47,6 +48,7 @@ enum Close {
 pub(crate) async fn serve<S>(
     mut stream: S,
     peer: SocketAddr,
+    certificates: Vec<CertificateDer<'static>>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     connect_deadline: tokio::time::Instant,
@@ -55,7 +57,15 @@ pub(crate) async fn serve<S>(
 {
     let span = info_span!("conn", %peer, client_id = tracing::field::Empty);
     async move {
-        serve_stream(&mut stream, peer, shared, shutdown, connect_deadline).await;
+        serve_stream(
+            &mut stream,
+            peer,
+            certificates,
+            shared,
+            shutdown,
+            connect_deadline,
+        )
+        .await;
         // Close politely (TCP FIN, TLS close_notify, WebSocket Close frame) so clients see a
         // clean end rather than a reset; a peer that does not read gets a second at most.
         let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
@@ -70,6 +80,7 @@ const CLOSE_GRACE: Duration = Duration::from_secs(1);
 async fn serve_stream<S>(
     stream: &mut S,
     peer: SocketAddr,
+    certificates: Vec<CertificateDer<'static>>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     connect_deadline: tokio::time::Instant,
@@ -105,7 +116,9 @@ async fn serve_stream<S>(
             Ok(Err(None)) => return,
             Ok(Ok(connect)) => connect,
         };
-        let Some(mut conn) = Connection::establish(stream, peer, shared, connect).await else {
+        let Some(mut conn) =
+            Connection::establish(stream, peer, &certificates, shared, connect).await
+        else {
             return;
         };
         conn.rbuf = rbuf;
@@ -170,6 +183,7 @@ impl Connection {
     async fn establish<S>(
         stream: &mut S,
         peer: SocketAddr,
+        certificates: &[CertificateDer<'static>],
         shared: Arc<Shared>,
         connect: Box<Connect>,
     ) -> Option<Self>
@@ -209,6 +223,32 @@ impl Connection {
         };
         tracing::Span::current().record("client_id", &*client_id);
 
+        // The client certificate first (its revocation check, the user it names), then the
+        // credentials.
+        let mut certificate_user = None;
+        if let Some(client_auth) = &shared.client_auth {
+            match client_auth.admit(certificates).await {
+                Ok(verdict) => {
+                    if verdict.credentials_required && connect.username.is_none() {
+                        info!(
+                            "mqtt.network.mtls.user is null: the certificate needs CONNECT credentials too; refusing"
+                        );
+                        shared.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                        refuse(ReasonCode::BadUserNameOrPassword, &mut wbuf);
+                        let _ = stream.write_all(&wbuf).await;
+                        return None;
+                    }
+                    certificate_user = verdict.user;
+                }
+                Err(code) => {
+                    shared.stats.auth_failures.fetch_add(1, Ordering::Relaxed);
+                    refuse(code, &mut wbuf);
+                    let _ = stream.write_all(&wbuf).await;
+                    return None;
+                }
+            }
+        }
+
         // Password hashing is deliberately slow: verify off the async worker threads.
         let access = shared.access.clone();
         let (id, username, password) = (
@@ -222,7 +262,7 @@ impl Connection {
                 username: username.as_deref(),
                 password: password.as_deref(),
                 peer,
-                certificate_user: None,
+                certificate_user: certificate_user.as_deref(),
             })
         })
         .await;

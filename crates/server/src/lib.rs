@@ -13,6 +13,7 @@
 //! ```
 
 mod broker;
+mod client_auth;
 mod connection;
 mod index;
 mod message;
@@ -34,6 +35,7 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tracing::{debug, info, warn};
 
+pub use client_auth::{ClientAuth, ClientAuthSettings, ClientAuthStats, OCSP_TARGET, OcspSettings};
 pub use options::BrokerOptions;
 
 /// A broker: its shared state and the way to serve connections.
@@ -53,12 +55,15 @@ impl Broker {
 
     /// A broker that asks `access` about every connection, publish and subscribe.
     pub fn with_access(options: BrokerOptions, access: Arc<dyn AccessControl>) -> Self {
-        let (shutdown_tx, _) = watch::channel(false);
-        Self {
-            shared: Arc::new(broker::Shared::new(options, access)),
-            shutdown_tx: Arc::new(shutdown_tx),
-            connections: Arc::default(),
-            serving: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+        Self::builder(options).access(access).build()
+    }
+
+    /// A broker with more than options: access control, client certificates.
+    pub fn builder(options: BrokerOptions) -> BrokerBuilder {
+        BrokerBuilder {
+            options,
+            access: Arc::new(AllowAll),
+            client_auth: None,
         }
     }
 
@@ -73,13 +78,15 @@ impl Broker {
     }
 
     /// Serves one accepted connection until it ends or the broker shuts down. Its CONNECT must
-    /// arrive within `BrokerOptions::connect_timeout` from now.
+    /// arrive within `BrokerOptions::connect_timeout` from now. The stream counts as plaintext:
+    /// it carries no client certificate.
     pub async fn serve_connection<S>(&self, stream: S, peer: SocketAddr)
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
         let deadline = tokio::time::Instant::now() + self.shared.options.connect_timeout;
-        self.serve_connection_until(stream, peer, deadline).await;
+        self.serve_connection_until(stream, peer, Vec::new(), deadline)
+            .await;
     }
 
     /// Like [`Broker::serve_connection`], with the CONNECT deadline given: a connection that
@@ -88,6 +95,7 @@ impl Broker {
         &self,
         stream: S,
         peer: SocketAddr,
+        certificates: Vec<transport::rustls::pki_types::CertificateDer<'static>>,
         deadline: tokio::time::Instant,
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send,
@@ -95,6 +103,7 @@ impl Broker {
         connection::serve(
             stream,
             peer,
+            certificates,
             self.shared.clone(),
             self.shutdown_tx.subscribe(),
             deadline,
@@ -232,8 +241,13 @@ impl Broker {
         match handshake {
             Ok(Some((stream, peer))) => {
                 let _open = self.connections.open(peer.kind);
-                self.serve_connection_until(stream, peer.remote, deadline)
-                    .await;
+                self.serve_connection_until(
+                    stream,
+                    peer.remote,
+                    peer.client_certificates,
+                    deadline,
+                )
+                .await;
             }
             // An HTTP request (`/health`, `/metrics`), answered.
             Ok(None) => {}
@@ -242,6 +256,52 @@ impl Broker {
                 info!(peer = %remote, transport = %kind, error = %e, "connection refused");
             }
             Err(e) => debug!(peer = %remote, transport = %kind, error = %e, "handshake failed"),
+        }
+    }
+}
+
+/// Builds a [`Broker`] from its parts; see [`Broker::builder`].
+pub struct BrokerBuilder {
+    options: BrokerOptions,
+    access: Arc<dyn AccessControl>,
+    client_auth: Option<Arc<ClientAuth>>,
+}
+
+impl std::fmt::Debug for BrokerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("BrokerBuilder")
+            .field("options", &self.options)
+            .field("client_auth", &self.client_auth)
+            .finish_non_exhaustive()
+    }
+}
+
+impl BrokerBuilder {
+    /// Asks `access` about every connection, publish and subscribe (default: allow all).
+    pub fn access(mut self, access: Arc<dyn AccessControl>) -> Self {
+        self.access = access;
+        self
+    }
+
+    /// Client certificates: who they log in as, OCSP, `required` (default: none requested).
+    /// Give the TLS listeners `client_auth.verifier()` as well.
+    pub fn client_auth(mut self, client_auth: Arc<ClientAuth>) -> Self {
+        self.client_auth = Some(client_auth);
+        self
+    }
+
+    /// The broker.
+    pub fn build(self) -> Broker {
+        let (shutdown_tx, _) = watch::channel(false);
+        Broker {
+            shared: Arc::new(broker::Shared::new(
+                self.options,
+                self.access,
+                self.client_auth,
+            )),
+            shutdown_tx: Arc::new(shutdown_tx),
+            connections: Arc::default(),
+            serving: Arc::new(std::sync::atomic::AtomicBool::new(true)),
         }
     }
 }

@@ -156,6 +156,10 @@ where
         if let Some(tag) = tag {
             write!(writer, "[{tag}] ")?;
         }
+        // Revocation checks carry Harper's `ocsp` tag as well.
+        if meta.target() == server::OCSP_TARGET {
+            write!(writer, "[{}] ", server::OCSP_TARGET)?;
+        }
         let level = if meta.target() == NOTIFY {
             "notify"
         } else {

@@ -200,10 +200,33 @@ fn run(options: &Options) -> anyhow::Result<()> {
 /// Binds the listeners, prints the banner, and serves until SIGINT or SIGTERM.
 async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Result<()> {
     let options = broker_options(&config);
-    let tls = if config.listeners().iter().any(|l| l.kind.is_tls()) {
-        Some(server_tls(&config.tls)?)
+    let any_tls = config.listeners().iter().any(|l| l.kind.is_tls());
+    // The default keys (created on first start) come first: the client CA may be among them.
+    let identity = if any_tls {
+        Some(tls_identity(&config.tls)?)
     } else {
         None
+    };
+    let client_auth = match &config.mqtt.network.mtls {
+        Some(mtls) if any_tls => Some(std::sync::Arc::new(server::ClientAuth::from_config(mtls)?)),
+        Some(mtls) => {
+            tracing::warn!(
+                "mqtt.network.mtls is on but no TLS listener is (mqtt.network.securePort): no client can present a certificate"
+            );
+            Some(std::sync::Arc::new(server::ClientAuth::without_tls(
+                mtls.required,
+            )))
+        }
+        None => None,
+    };
+    // `mtls.required` with plaintext listeners on is a warning of the configuration check.
+    let tls = match identity {
+        Some((identity, files)) => Some(server_tls(
+            identity,
+            files,
+            client_auth.as_ref().and_then(|a| a.verifier()),
+        )?),
+        None => None,
     };
     let handshakes = transport::HandshakeLimit::new(MAX_HANDSHAKES);
     let mut bound = Vec::new();
@@ -254,7 +277,11 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
             .context("authentication.usersFile")?,
     );
 
-    let broker = server::Broker::with_access(options, access.clone());
+    let mut builder = server::Broker::builder(options).access(access.clone());
+    if let Some(client_auth) = client_auth {
+        builder = builder.client_auth(client_auth);
+    }
+    let broker = builder.build();
     let users = tokio::spawn(watch_users_file(access, broker.clone()));
     let reloader = tokio::spawn(reload_logging_on_sighup(sources, log, config));
     // The HTTP port answers /health and /metrics beside the WebSocket upgrade.
@@ -274,8 +301,11 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
     Ok(())
 }
 
-/// The TLS set-up of every TLS listener, from the `tls` section's certificate and key.
-fn server_tls(tls: &config::Tls) -> anyhow::Result<transport::ServerTls> {
+/// The server's certificate and key from the `tls` section (created on first start when the
+/// section is left at its defaults), and the files to watch for changes.
+fn tls_identity(
+    tls: &config::Tls,
+) -> anyhow::Result<(transport::TlsIdentity, transport::IdentityFiles)> {
     let (Some(certificate), Some(key)) = (&tls.certificate, &tls.private_key) else {
         // `validate()` reports a section naming one without the other.
         anyhow::bail!("tls: a certificate and a private key are needed for the TLS listeners");
@@ -304,7 +334,23 @@ fn server_tls(tls: &config::Tls) -> anyhow::Result<transport::ServerTls> {
             config::PrivateKey::Inline(pem) => transport::KeySource::Pem(pem.expose().to_owned()),
         },
     };
-    let server_tls = transport::ServerTls::new(files.load().context("tls")?)?;
+    let identity = files.load().context("tls")?;
+    Ok((identity, files))
+}
+
+/// The TLS set-up of every TLS listener: the server identity (reloaded when its files change)
+/// and, with mTLS on, the client-certificate verifier.
+fn server_tls(
+    identity: transport::TlsIdentity,
+    files: transport::IdentityFiles,
+    client_verifier: Option<
+        std::sync::Arc<dyn transport::rustls::server::danger::ClientCertVerifier>,
+    >,
+) -> anyhow::Result<transport::ServerTls> {
+    let server_tls = match client_verifier {
+        Some(verifier) => transport::ServerTls::with_client_verifier(identity, verifier)?,
+        None => transport::ServerTls::new(identity)?,
+    };
     tokio::spawn(server_tls.clone().watch_files(
         files,
         CERTIFICATE_CHECK_INTERVAL,

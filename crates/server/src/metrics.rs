@@ -158,6 +158,35 @@ impl transport::HttpStatus for Status {
             "Retained messages stored.",
             &[("", self.shared.retained.len() as u64)],
         );
+        if let Some(client_auth) = &self.shared.client_auth
+            && client_auth.checks_revocation()
+        {
+            let o = client_auth.stats();
+            metric(
+                "mqtt_ocsp_requests_total",
+                "counter",
+                "OCSP requests sent to responders for client certificates.",
+                &[("", o.ocsp_requests)],
+            );
+            metric(
+                "mqtt_ocsp_cache_hits_total",
+                "counter",
+                "Client-certificate revocation checks answered from the cache.",
+                &[("", o.ocsp_cache_hits)],
+            );
+            metric(
+                "mqtt_ocsp_checks_total",
+                "counter",
+                "Client-certificate revocation checks by outcome.",
+                &[
+                    ("{outcome=\"good\"}", o.ocsp_good),
+                    ("{outcome=\"revoked\"}", o.ocsp_revoked),
+                    ("{outcome=\"unknown\"}", o.ocsp_unknown),
+                    ("{outcome=\"failed_open\"}", o.ocsp_failed_open),
+                    ("{outcome=\"failed_closed\"}", o.ocsp_failed_closed),
+                ],
+            );
+        }
         out
     }
 }

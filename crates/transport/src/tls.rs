@@ -9,6 +9,7 @@ use std::sync::{Arc, RwLock};
 use rustls::crypto::CryptoProvider;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert};
 use rustls::sign::CertifiedKey;
 use rustls::{ServerConfig, version};
@@ -81,13 +82,33 @@ pub struct ServerTls {
 impl ServerTls {
     /// TLS 1.2 and 1.3 with `identity`, no client certificates.
     pub fn new(identity: TlsIdentity) -> Result<Self, TlsError> {
+        Self::build(identity, None)
+    }
+
+    /// TLS 1.2 and 1.3 with `identity`, asking clients for certificates that `verifier` checks
+    /// (for example an `mtls_verifier::ClientVerifier`). The verified chain reaches the server in
+    /// [`PeerInfo::client_certificates`](crate::PeerInfo::client_certificates).
+    pub fn with_client_verifier(
+        identity: TlsIdentity,
+        verifier: Arc<dyn ClientCertVerifier>,
+    ) -> Result<Self, TlsError> {
+        Self::build(identity, Some(verifier))
+    }
+
+    fn build(
+        identity: TlsIdentity,
+        verifier: Option<Arc<dyn ClientCertVerifier>>,
+    ) -> Result<Self, TlsError> {
         let resolver = Arc::new(Resolver(RwLock::new(identity.0)));
         let config = |alpn: &[u8]| -> Result<Arc<ServerConfig>, TlsError> {
-            let mut config = ServerConfig::builder_with_provider(Arc::new(provider()))
+            let builder = ServerConfig::builder_with_provider(Arc::new(provider()))
                 .with_protocol_versions(&[&version::TLS13, &version::TLS12])
-                .map_err(TlsError::Rejected)?
-                .with_no_client_auth()
-                .with_cert_resolver(resolver.clone());
+                .map_err(TlsError::Rejected)?;
+            let builder = match &verifier {
+                Some(verifier) => builder.with_client_cert_verifier(verifier.clone()),
+                None => builder.with_no_client_auth(),
+            };
+            let mut config = builder.with_cert_resolver(resolver.clone());
             config.alpn_protocols = vec![alpn.to_vec()];
             Ok(Arc::new(config))
         };

@@ -2,6 +2,7 @@
 //! and caches trustworthy answers.
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, SystemTime};
 
@@ -45,6 +46,22 @@ pub struct OcspChecker {
     cache: OcspCache,
     in_flight: Arc<InFlightMap>,
     rng: SystemRandom,
+    counters: Arc<Counters>,
+}
+
+/// What [`OcspChecker::stats`] reports: running totals since the checker was built.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OcspStats {
+    /// Checks answered from the cache, without asking a responder.
+    pub cache_hits: u64,
+    /// Requests sent to responders.
+    pub requests: u64,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    cache_hits: AtomicU64,
+    requests: AtomicU64,
 }
 
 /// Certificates being checked right now, each with the lock its checks queue on.
@@ -104,6 +121,7 @@ impl OcspChecker {
             cache: OcspCache::new(options.cache_ttl),
             in_flight: Arc::default(),
             rng: SystemRandom::new(),
+            counters: Arc::default(),
         })
     }
 
@@ -111,6 +129,19 @@ impl OcspChecker {
     /// [`ClientVerifier::with_ocsp_cache`](crate::ClientVerifier::with_ocsp_cache).
     pub fn cache(&self) -> OcspCache {
         self.cache.clone()
+    }
+
+    /// Cache hits and responder requests so far, for metrics.
+    pub fn stats(&self) -> OcspStats {
+        OcspStats {
+            cache_hits: self.counters.cache_hits.load(Ordering::Relaxed),
+            requests: self.counters.requests.load(Ordering::Relaxed),
+        }
+    }
+
+    fn hit(&self, status: Status) -> Result<Status, OcspError> {
+        self.counters.cache_hits.fetch_add(1, Ordering::Relaxed);
+        Ok(status)
     }
 
     /// The revocation status of `chain[0]`, from the cache or from the responder named in its
@@ -123,7 +154,7 @@ impl OcspChecker {
         let leaf = Certificate::from_der(leaf_der).map_err(OcspError::certificate)?;
         let key = cache_key(&leaf).map_err(OcspError::certificate)?;
         if let Some(status) = self.cache.lookup(&key) {
-            return Ok(status);
+            return self.hit(status);
         }
         let issuer_der = self.issuer_of(&leaf, &chain[1..])?;
         let url = ocsp_url(leaf_der)?;
@@ -150,8 +181,9 @@ impl OcspChecker {
         let turn = InFlight::join(&self.in_flight, key);
         let _guard = turn.gate.lock().await;
         if let Some(status) = self.cache.lookup(&turn.key) {
-            return Ok(status);
+            return self.hit(status);
         }
+        self.counters.requests.fetch_add(1, Ordering::Relaxed);
         let (status, valid_until) = self.fetch(url, leaf, issuer_der).await?;
         if status != Status::Unknown {
             self.cache.entries.insert(

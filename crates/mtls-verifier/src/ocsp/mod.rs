@@ -10,7 +10,7 @@ use std::time::Duration;
 use crate::error::OcspError;
 
 pub use cache::OcspCache;
-pub use checker::OcspChecker;
+pub use checker::{OcspChecker, OcspStats};
 
 /// The revocation status a trustworthy OCSP response gave.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
