@@ -89,6 +89,10 @@ pub(crate) struct Shared {
     pub connection_rate: Option<crate::rate::ConnectionRate>,
     /// Client certificates (`mqtt.network.mtls`), when on.
     pub client_auth: Option<Arc<crate::client_auth::ClientAuth>>,
+    /// The durable store, when on.
+    pub persist: Option<crate::persist::Persist>,
+    /// Recovered offline sessions whose expiry and owed wills start running when serving does.
+    pub offline: Mutex<Vec<crate::persist::Offline>>,
     pub started: Instant,
 }
 
@@ -119,6 +123,8 @@ impl Shared {
             failed_logins: FailedLogins::default(),
             connection_rate,
             client_auth,
+            persist: None,
+            offline: Mutex::new(Vec::new()),
             started: Instant::now(),
         }
     }
@@ -136,22 +142,35 @@ impl Shared {
     }
 
     /// Stores or clears the retained message of the message's topic, when it is retained.
-    pub fn retain(&self, message: &Arc<Message>) {
-        if message.retain {
-            let stored = if message.payload.is_empty() {
-                None
-            } else {
-                Some(message.clone())
-            };
-            self.retained.set(&message.topic, stored);
+    /// Returns the ticket of the change in the durable store (0 for none).
+    pub fn retain(&self, message: &Arc<Message>) -> u64 {
+        if !message.retain {
+            return 0;
         }
+        let stored = if message.payload.is_empty() {
+            None
+        } else {
+            Some(message.clone())
+        };
+        // `$SYS` topics are made again every few seconds: not worth a write.
+        let durable = !message.topic.as_str().starts_with("$SYS/");
+        let ticket = self.persist.as_ref().filter(|_| durable).map_or(0, |p| {
+            p.submit([store::Op::Retain {
+                topic: message.topic.clone(),
+                message: stored
+                    .as_ref()
+                    .map(|m| Arc::new(crate::persist::record_of(m))),
+            }])
+        });
+        self.retained.set(&message.topic, stored);
+        ticket
     }
 
     /// Delivers a message to every matching session: one copy per session at the highest
     /// matching QoS, carrying the identifiers of all matching subscriptions [MQTT-3.3.4-5];
     /// subscriptions that differ in Retain As Published get separate copies. Returns the number
-    /// of sessions that got it.
-    pub fn route(&self, message: &Arc<Message>) -> usize {
+    /// of sessions that got it, and the ticket of what that stored (0 for nothing).
+    pub fn route(&self, message: &Arc<Message>) -> (usize, u64) {
         let index = self.index_read();
         let mut matches: Vec<&Subscriber> = Vec::new();
         index.matches(message.topic.as_str(), &mut matches);
@@ -163,6 +182,7 @@ impl Shared {
             matches.sort_by_key(|s| (s.session.id, s.options.retain_as_published));
         }
         let mut delivered = 0;
+        let mut ticket = 0;
         let mut i = 0;
         while i < matches.len() {
             let first = matches[i];
@@ -186,27 +206,46 @@ impl Shared {
                 qos: qos.min(message.qos),
                 retain: first.options.retain_as_published && message.retain,
                 subscription_ids: ids,
+                seq: 0,
             };
-            if self.deliver(&first.session, delivery) {
+            let (queued, t) = self.deliver(&first.session, delivery);
+            if queued {
                 delivered += 1;
             }
+            ticket = ticket.max(t);
         }
-        delivered
+        (delivered, ticket)
     }
 
     /// Queues one delivery for a session. QoS 0 messages are not queued for sessions whose
-    /// client is offline.
-    pub fn deliver(&self, session: &Session, delivery: Delivery) -> bool {
+    /// client is offline. Returns whether it was queued and the ticket of what that stored.
+    pub fn deliver(&self, session: &Session, delivery: Delivery) -> (bool, u64) {
         if delivery.qos == QoS::AtMostOnce && !session.lock().is_connected() {
-            return false;
+            return (false, 0);
         }
-        match session.enqueue(delivery, self.options.max_queued_messages) {
-            Enqueued::Queued => true,
-            Enqueued::Dropped => {
+        match session.enqueue(
+            delivery,
+            self.options.max_queued_messages,
+            self.persist.as_ref(),
+        ) {
+            (Enqueued::Queued, ticket) => (true, ticket),
+            (Enqueued::Dropped, _) => {
                 self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
-                false
+                (false, 0)
             }
         }
+    }
+
+    /// Submits `ops` to the durable store; the ticket to wait for, 0 without a store.
+    pub fn submit(&self, ops: impl IntoIterator<Item = store::Op>) -> u64 {
+        self.persist.as_ref().map_or(0, |p| p.submit(ops))
+    }
+
+    /// The highest durable ticket (`u64::MAX` without a store: everything is).
+    pub fn durable(&self) -> u64 {
+        self.persist
+            .as_ref()
+            .map_or(u64::MAX, |p| p.store.durable().0)
     }
 
     fn may_read(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {

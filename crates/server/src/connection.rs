@@ -1,7 +1,7 @@
 //! One client connection: the CONNECT handshake, then a loop that reads packets, acts on them,
 //! and writes what the session has queued, until the connection ends.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -175,6 +175,11 @@ struct Connection {
     outbound_aliases: HashMap<TopicName, u16>,
     rbuf: BytesMut,
     wbuf: BytesMut,
+    /// Packets waiting for a durable-store ticket (acknowledgements of changes not yet on disk),
+    /// and every packet after them, in order.
+    held: VecDeque<(u64, Packet)>,
+    /// Tells when the store's durable ticket advances; `None` without a store.
+    durable: Option<watch::Receiver<u64>>,
 }
 
 impl Connection {
@@ -343,8 +348,36 @@ impl Connection {
         let (session, generation, present, discarded) =
             attach(&shared, &client_id, connect.clean_start, expiry, evict_tx);
         session.lock().identity = Some(identity.clone());
+        let mut connack_ticket = 0;
         if let Some(old) = discarded {
             remove_from_index(&shared, &old);
+            connack_ticket = forget_stored(&shared, &old);
+        }
+        {
+            // A persistent session is stored before its CONNACK; one that stopped being
+            // persistent leaves the store.
+            let will = connect.will.as_ref().map(will_record);
+            let mut state = session.lock();
+            let record = crate::persist::session_record(
+                &client_id,
+                &state,
+                None,
+                will,
+                identity.user.as_deref(),
+            );
+            match record {
+                Some(record) if shared.persist.is_some() => {
+                    state.stored = true;
+                    connack_ticket = shared.submit([store::Op::PutSession(Box::new(record))]);
+                }
+                None if state.stored => {
+                    state.stored = false;
+                    connack_ticket = shared.submit([store::Op::DeleteSession {
+                        client_id: client_id.to_string(),
+                    }]);
+                }
+                _ => {}
+            }
         }
         if present {
             // The resumed subscriptions now read with this connection's identity.
@@ -373,9 +406,6 @@ impl Connection {
                 p.server_keep_alive = Some(keep_alive);
             }
             p.session_expiry_interval = granted_expiry;
-        }
-        if ack.encode(&mut wbuf, v5).is_err() {
-            return None;
         }
         info!(version = ?version, clean_start = connect.clean_start, session_present = present, "client connected");
         shared
@@ -408,7 +438,10 @@ impl Connection {
             outbound_aliases: HashMap::new(),
             rbuf: BytesMut::new(),
             wbuf,
+            held: VecDeque::new(),
+            durable: shared.persist.as_ref().map(|p| p.store.watch()),
         };
+        conn.send_when(connack_ticket, Packet::ConnAck(ack));
         conn.resend_inflight();
         Some(conn)
     }
@@ -426,6 +459,7 @@ impl Connection {
             return close;
         }
         loop {
+            self.release_held();
             let more = self.drain_queue();
             if self.flush(stream).await.is_err() {
                 return Close::WithWill;
@@ -478,6 +512,7 @@ impl Connection {
                     }
                 }
                 _ = session.wake.notified() => {}
+                _ = wait_durable(&mut self.durable), if !self.held.is_empty() => {}
             }
         }
     }
@@ -523,16 +558,50 @@ impl Connection {
         Ok(())
     }
 
+    /// Sends a packet after those held (see [`Connection::send_when`]).
     fn send(&mut self, packet: Packet) {
+        self.send_when(0, packet);
+    }
+
+    /// Sends a packet once `ticket` is durable in the store, and after every packet sent before
+    /// it: acknowledgements go out only for changes on disk, and in order.
+    fn send_when(&mut self, ticket: u64, packet: Packet) {
+        if self.held.is_empty() && (ticket == 0 || ticket <= self.shared.durable()) {
+            self.encode(&packet);
+        } else {
+            self.held.push_back((ticket, packet));
+        }
+    }
+
+    /// Moves held packets whose tickets are durable into the write buffer.
+    fn release_held(&mut self) {
+        if self.held.is_empty() {
+            return;
+        }
+        let durable = self.shared.durable();
+        while let Some((ticket, _)) = self.held.front() {
+            if *ticket > durable {
+                break;
+            }
+            if let Some((_, packet)) = self.held.pop_front() {
+                self.encode(&packet);
+            }
+        }
+    }
+
+    fn encode(&mut self, packet: &Packet) {
         if let Err(e) = packet.encode(self.version, &mut self.wbuf) {
             warn!(error = %e, packet = ?packet.packet_type(), "could not encode a packet");
         }
     }
 
+    /// A DISCONNECT from the server goes out at once, after what is durable: packets still held
+    /// are acknowledgements of changes not on disk and are never sent.
     fn send_disconnect(&mut self, reason: ReasonCode) {
+        self.release_held();
         // MQTT 3 has no server DISCONNECT: the connection is just closed.
         if self.version.is_v5() {
-            self.send(Packet::Disconnect(Disconnect::new(reason)));
+            self.encode(&Packet::Disconnect(Disconnect::new(reason)));
         }
     }
 
@@ -555,12 +624,23 @@ impl Connection {
                 Ok(())
             }
             Packet::PubRel(r) => {
-                let known = self.session.lock().inbound_qos2.remove(&r.packet_id);
+                let mut ticket = 0;
+                let known = {
+                    let mut state = self.session.lock();
+                    let known = state.inbound_qos2.remove(&r.packet_id);
+                    if known && state.stored {
+                        ticket = self.shared.submit([store::Op::InboundRemove {
+                            client_id: self.client_id.clone(),
+                            packet_id: r.packet_id,
+                        }]);
+                    }
+                    known
+                };
                 let mut comp = PubComp::new(r.packet_id);
                 if !known {
                     comp.reason_code = ReasonCode::PacketIdentifierNotFound;
                 }
-                self.send(Packet::PubComp(comp));
+                self.send_when(ticket, Packet::PubComp(comp));
                 Ok(())
             }
             Packet::PubComp(c) => {
@@ -639,17 +719,23 @@ impl Connection {
                 }
             }
             QosPid::AtLeastOnce(id) => {
-                if reason == ReasonCode::Success && self.accept_publish(p) == 0 && v5 {
-                    reason = ReasonCode::NoMatchingSubscribers;
+                let mut ticket = 0;
+                if reason == ReasonCode::Success {
+                    let (delivered, t) = self.accept_publish(p);
+                    ticket = t;
+                    if delivered == 0 && v5 {
+                        reason = ReasonCode::NoMatchingSubscribers;
+                    }
                 }
                 let mut ack = PubAck::new(id);
                 // MQTT 3 has no failure PUBACK; refusing there means acknowledging and dropping.
                 if v5 {
                     ack.reason_code = reason;
                 }
-                self.send(Packet::PubAck(ack));
+                self.send_when(ticket, Packet::PubAck(ack));
             }
             QosPid::ExactlyOnce(id) => {
+                let mut ticket = 0;
                 let duplicate = {
                     let mut state = self.session.lock();
                     if state.inbound_qos2.contains(&id) {
@@ -665,27 +751,37 @@ impl Connection {
                     } else {
                         if reason == ReasonCode::Success {
                             state.inbound_qos2.insert(id);
+                            if state.stored {
+                                ticket = self.shared.submit([store::Op::InboundAdd {
+                                    client_id: self.client_id.clone(),
+                                    packet_id: id,
+                                }]);
+                            }
                         }
                         false
                     }
                 };
                 // [MQTT-4.3.3-9]: a repeated PUBLISH before PUBREL is not delivered again.
-                if !duplicate && reason == ReasonCode::Success && self.accept_publish(p) == 0 && v5
-                {
-                    reason = ReasonCode::NoMatchingSubscribers;
+                if !duplicate && reason == ReasonCode::Success {
+                    let (delivered, t) = self.accept_publish(p);
+                    ticket = ticket.max(t);
+                    if delivered == 0 && v5 {
+                        reason = ReasonCode::NoMatchingSubscribers;
+                    }
                 }
                 let mut rec = PubRec::new(id);
                 if v5 {
                     rec.reason_code = reason;
                 }
-                self.send(Packet::PubRec(rec));
+                self.send_when(ticket, Packet::PubRec(rec));
             }
         }
         Ok(())
     }
 
-    /// Stores (if retained) and routes an accepted PUBLISH; returns how many sessions got it.
-    fn accept_publish(&mut self, p: Publish) -> usize {
+    /// Stores (if retained) and routes an accepted PUBLISH; returns how many sessions got it and
+    /// the ticket of what that put in the durable store.
+    fn accept_publish(&mut self, p: Publish) -> (usize, u64) {
         let mut properties = p.properties;
         let expires_at = properties
             .message_expiry_interval
@@ -700,9 +796,11 @@ impl Connection {
             properties,
             expires_at,
             origin: self.session.id,
+            stored: std::sync::OnceLock::new(),
         });
-        self.shared.retain(&message);
-        self.shared.route(&message)
+        let retained = self.shared.retain(&message);
+        let (delivered, routed) = self.shared.route(&message);
+        (delivered, retained.max(routed))
     }
 
     fn on_pubrec(&mut self, rec: PubRec) {
@@ -710,13 +808,28 @@ impl Connection {
         let found = state.find_outbound(rec.packet_id);
         match found {
             Some(i) if state.outbound[i].state == Awaiting::PubRec => {
+                let seq = state.outbound[i].delivery.seq;
                 if rec.reason_code.is_success() {
                     state.outbound[i].state = Awaiting::PubComp;
+                    // A PUBREL must not go out before its state is on disk: after a crash the
+                    // broker would resend the PUBLISH, which the client, done with the id, would
+                    // take for a new message.
+                    let ticket = if seq == 0 {
+                        0
+                    } else {
+                        self.shared.submit([store::Op::UpdateEntry {
+                            client_id: self.client_id.clone(),
+                            seq,
+                            packet_id: Some(rec.packet_id),
+                            state: store::EntryState::AwaitingPubComp,
+                        }])
+                    };
                     drop(state);
-                    self.send(Packet::PubRel(PubRel::new(rec.packet_id)));
+                    self.send_when(ticket, Packet::PubRel(PubRel::new(rec.packet_id)));
                 } else {
                     // A failure PUBREC ends the flow (§4.3.3).
                     state.outbound.remove(i);
+                    self.dequeue_stored(seq);
                 }
             }
             Some(_) => {}
@@ -733,8 +846,70 @@ impl Connection {
         let mut state = self.session.lock();
         if let Some(i) = state.find_outbound(id)
             && state.outbound[i].state == expected
+            && let Some(done) = state.outbound.remove(i)
         {
-            state.outbound.remove(i);
+            self.dequeue_stored(done.delivery.seq);
+        }
+    }
+
+    /// Removes a finished or dropped delivery from the durable store (no acknowledgement waits
+    /// for it).
+    fn dequeue_stored(&self, seq: u64) {
+        if seq != 0 {
+            self.shared.submit([store::Op::Dequeue {
+                client_id: self.client_id.clone(),
+                seq,
+            }]);
+        }
+    }
+
+    /// Records in the store that the client is gone: when, and the will still pending; a
+    /// session that ends now leaves the store.
+    fn store_disconnect(&self, will: Option<store::WillRecord>) {
+        let mut state = self.session.lock();
+        if !state.stored {
+            return;
+        }
+        let op = match crate::persist::session_record(
+            &self.client_id,
+            &state,
+            Some(std::time::SystemTime::now()),
+            will,
+            self.identity.user.as_deref(),
+        ) {
+            Some(record) => store::Op::PutSession(Box::new(record)),
+            None => {
+                state.stored = false;
+                store::Op::DeleteSession {
+                    client_id: self.client_id.to_string(),
+                }
+            }
+        };
+        self.shared.submit([op]);
+    }
+
+    /// Writes the session's current record to the store (persistent sessions only); the ticket
+    /// to wait for.
+    fn store_session(&self) -> u64 {
+        if self.shared.persist.is_none() {
+            return 0;
+        }
+        let will = self.will.as_ref().map(will_record);
+        let state = self.session.lock();
+        if !state.stored {
+            return 0;
+        }
+        match crate::persist::session_record(
+            &self.client_id,
+            &state,
+            None,
+            will,
+            self.identity.user.as_deref(),
+        ) {
+            Some(record) => self
+                .shared
+                .submit([store::Op::PutSession(Box::new(record))]),
+            None => 0,
         }
     }
 
@@ -796,11 +971,15 @@ impl Connection {
                 index.insert(&filter, subscriber);
             }
         }
-        self.send(Packet::SubAck(SubAck {
-            packet_id: s.packet_id,
-            properties: Default::default(),
-            reason_codes: reasons,
-        }));
+        let ticket = self.store_session();
+        self.send_when(
+            ticket,
+            Packet::SubAck(SubAck {
+                packet_id: s.packet_id,
+                properties: Default::default(),
+                reason_codes: reasons,
+            }),
+        );
         let now = Instant::now();
         for (filter, options) in retained {
             for message in self.shared.retained.matching(&filter, now) {
@@ -817,6 +996,7 @@ impl Connection {
                     retain: true,
                     subscription_ids: sub_id.into_iter().collect(),
                     message,
+                    seq: 0,
                 };
                 self.shared.deliver(&self.session, delivery);
             }
@@ -843,15 +1023,19 @@ impl Connection {
                 index.remove(filter, self.session.id);
             }
         }
-        self.send(Packet::UnsubAck(UnsubAck {
-            packet_id: u.packet_id,
-            properties: Default::default(),
-            reason_codes: if self.version.is_v5() {
-                reasons
-            } else {
-                Vec::new()
-            },
-        }));
+        let ticket = self.store_session();
+        self.send_when(
+            ticket,
+            Packet::UnsubAck(UnsubAck {
+                packet_id: u.packet_id,
+                properties: Default::default(),
+                reason_codes: if self.version.is_v5() {
+                    reasons
+                } else {
+                    Vec::new()
+                },
+            }),
+        );
     }
 
     fn on_disconnect(&mut self, d: Disconnect) -> Result<(), Close> {
@@ -945,6 +1129,7 @@ impl Connection {
                 break;
             };
             if delivery.message.is_expired(now) {
+                self.dequeue_stored(delivery.seq);
                 continue;
             }
             let id = (delivery.qos != QoS::AtMostOnce).then(|| state.allocate_packet_id());
@@ -965,12 +1150,37 @@ impl Connection {
                     .stats
                     .messages_dropped
                     .fetch_add(1, Ordering::Relaxed);
+                self.dequeue_stored(delivery.seq);
                 continue;
             }
             self.apply_outbound_alias(&mut publish);
-            if let Err(e) = publish.encode(&mut self.wbuf, self.version.is_v5()) {
-                warn!(error = %e, "could not encode a PUBLISH");
-                continue;
+            // A stored entry records its packet id. A QoS 2 PUBLISH waits until that is on
+            // disk: resent after a crash under another id, the client would take it for a new
+            // message.
+            let mut ticket = 0;
+            if let (Some(packet_id), true) = (id, delivery.seq != 0) {
+                let (entry_state, gated) = if delivery.qos == QoS::AtLeastOnce {
+                    (store::EntryState::AwaitingPubAck, false)
+                } else {
+                    (store::EntryState::AwaitingPubRec, true)
+                };
+                let t = self.shared.submit([store::Op::UpdateEntry {
+                    client_id: self.client_id.clone(),
+                    seq: delivery.seq,
+                    packet_id: Some(packet_id),
+                    state: entry_state,
+                }]);
+                if gated {
+                    ticket = t;
+                }
+            }
+            if self.held.is_empty() && ticket == 0 {
+                if let Err(e) = publish.encode(&mut self.wbuf, self.version.is_v5()) {
+                    warn!(error = %e, "could not encode a PUBLISH");
+                    continue;
+                }
+            } else {
+                self.held.push_back((ticket, Packet::Publish(publish)));
             }
             self.shared
                 .stats
@@ -1033,6 +1243,7 @@ impl Connection {
             (owner, state.expiry)
         };
         info!(?close, "client disconnected");
+        let mut pending_will = None;
         if let Some(will) = will {
             let delay = will.properties.will_delay_interval.map_or(0, u64::from);
             let delay = match expiry {
@@ -1052,6 +1263,7 @@ impl Connection {
                     );
                 }
             } else {
+                pending_will = Some(will_record(&will));
                 let shared = self.shared.clone();
                 let session = self.session.clone();
                 let identity = self.identity.clone();
@@ -1066,7 +1278,11 @@ impl Connection {
                 });
             }
         }
-        if !still_owner || close == Close::Shutdown {
+        if !still_owner {
+            return;
+        }
+        self.store_disconnect(pending_will);
+        if close == Close::Shutdown {
             return;
         }
         match expiry {
@@ -1165,7 +1381,80 @@ fn end_session(shared: &Shared, session: &Arc<Session>, generation: u64) {
     }
     drop(sessions);
     remove_from_index(shared, session);
+    forget_stored(shared, session);
     debug!(client_id = %session.client_id, "session ended");
+}
+
+/// Runs the clock of a session recovered offline from the store: publishes the will it still
+/// owes (after its delay, at the latest when the session ends) and ends the session when it
+/// expires, unless a client attached to it meanwhile.
+pub(crate) async fn run_offline(shared: Arc<Shared>, offline: crate::persist::Offline) {
+    let crate::persist::Offline {
+        session,
+        identity,
+        ends_in,
+        will,
+    } = offline;
+    let generation = session.lock().generation;
+    let attached = |session: &Session| {
+        let state = session.lock();
+        state.generation != generation || state.is_connected()
+    };
+    let started = tokio::time::Instant::now();
+    if let Some(will) = will {
+        let delay = ends_in.map_or(will.delay, |end| will.delay.min(end));
+        tokio::time::sleep(delay).await;
+        if attached(&session) {
+            return;
+        }
+        let message = Arc::new(crate::persist::message_of(0, &Arc::new(will.message)));
+        let action = publish_action(message.retain, message.payload.is_empty());
+        if shared.access.may_publish(
+            &identity,
+            &session.client_id,
+            message.topic.as_str(),
+            action,
+        ) {
+            debug!(client_id = %session.client_id, topic = %message.topic, "publishing the will of a session recovered from the store");
+            shared.retain(&message);
+            shared.route(&message);
+        }
+    }
+    if let Some(end) = ends_in {
+        tokio::time::sleep_until(started + end).await;
+        end_session(&shared, &session, generation);
+    }
+}
+
+/// Deletes a session from the durable store if it is there; the ticket to wait for.
+fn forget_stored(shared: &Shared, session: &Session) -> u64 {
+    let mut state = session.lock();
+    if !state.stored {
+        return 0;
+    }
+    state.stored = false;
+    shared.submit([store::Op::DeleteSession {
+        client_id: session.client_id.to_string(),
+    }])
+}
+
+/// Waits for the store's durable ticket to advance; forever without a store.
+async fn wait_durable(durable: &mut Option<watch::Receiver<u64>>) {
+    if let Some(rx) = durable
+        && rx.changed().await.is_ok()
+    {
+        return;
+    }
+    std::future::pending().await
+}
+
+/// The stored form of a will, with its own Will Delay Interval.
+fn will_record(will: &LastWill) -> store::WillRecord {
+    let delay = will.properties.will_delay_interval.map_or(0, u64::from);
+    store::WillRecord {
+        message: crate::persist::record_of(&will_message(will.clone(), 0)),
+        delay: Duration::from_secs(delay),
+    }
 }
 
 fn publish_will(
@@ -1183,8 +1472,16 @@ fn publish_will(
         debug!(topic = %will.topic, "will not authorized");
         return;
     }
+    let message = Arc::new(will_message(will, origin));
+    debug!(topic = %message.topic, "publishing will");
+    shared.retain(&message);
+    shared.route(&message);
+}
+
+/// The message a will publishes.
+pub(crate) fn will_message(will: LastWill, origin: u64) -> Message {
     let p = will.properties;
-    let message = Arc::new(Message {
+    Message {
         topic: will.topic,
         payload: will.payload,
         qos: will.qos,
@@ -1201,10 +1498,8 @@ fn publish_will(
             .message_expiry_interval
             .map(|secs| Instant::now() + Duration::from_secs(u64::from(secs))),
         origin,
-    });
-    debug!(topic = %message.topic, "publishing will");
-    shared.retain(&message);
-    shared.route(&message);
+        stored: std::sync::OnceLock::new(),
+    }
 }
 
 /// Harper's verb for a PUBLISH: a retained empty payload deletes, other retained messages

@@ -19,6 +19,7 @@ mod index;
 mod message;
 mod metrics;
 mod options;
+mod persist;
 mod rate;
 mod retained;
 mod session;
@@ -64,6 +65,7 @@ impl Broker {
             options,
             access: Arc::new(AllowAll),
             client_auth: None,
+            store: None,
         }
     }
 
@@ -174,6 +176,16 @@ impl Broker {
             });
         }
         drop(conn_tx);
+        let offline: Vec<_> = std::mem::take(
+            &mut *self
+                .shared
+                .offline
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner),
+        );
+        for session in offline {
+            tokio::spawn(connection::run_offline(self.shared.clone(), session));
+        }
         let sys = self.shared.options.sys_interval.map(|every| {
             let shared = self.shared.clone();
             tokio::spawn(async move {
@@ -224,6 +236,11 @@ impl Broker {
             );
             connections.abort_all();
         }
+        if let Some(persist) = &self.shared.persist {
+            // Everything submitted so far reaches the disk before the process ends.
+            let store = persist.store.clone();
+            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+        }
         debug!("shutdown complete");
     }
 
@@ -265,6 +282,7 @@ pub struct BrokerBuilder {
     options: BrokerOptions,
     access: Arc<dyn AccessControl>,
     client_auth: Option<Arc<ClientAuth>>,
+    store: Option<(store::Store, store::Recovered)>,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -290,15 +308,25 @@ impl BrokerBuilder {
         self
     }
 
+    /// Keeps persistent sessions, their queues and in-flight messages, and retained messages in
+    /// `store` (opened with [`store::Store::open`]), starting from what it `recovered`.
+    /// Acknowledgements wait for their changes to be durable, per the store's policy.
+    pub fn store(mut self, store: store::Store, recovered: store::Recovered) -> Self {
+        self.store = Some((store, recovered));
+        self
+    }
+
     /// The broker.
     pub fn build(self) -> Broker {
         let (shutdown_tx, _) = watch::channel(false);
+        let mut shared = broker::Shared::new(self.options, self.access, self.client_auth);
+        if let Some((store, recovered)) = self.store {
+            shared.persist = Some(persist::Persist { store });
+            let offline = persist::restore(&shared, recovered);
+            shared.offline = std::sync::Mutex::new(offline);
+        }
         Broker {
-            shared: Arc::new(broker::Shared::new(
-                self.options,
-                self.access,
-                self.client_auth,
-            )),
+            shared: Arc::new(shared),
             shutdown_tx: Arc::new(shutdown_tx),
             connections: Arc::default(),
             serving: Arc::new(std::sync::atomic::AtomicBool::new(true)),

@@ -277,7 +277,20 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
             .context("authentication.usersFile")?,
     );
 
-    let mut builder = server::Broker::builder(options).access(access.clone());
+    let storage = &config.mqtt.storage;
+    let (store, recovered) = store::Store::open(&storage.path, storage.durability.into())
+        .with_context(|| format!("mqtt.storage.path: {}", storage.path.display()))?;
+    tracing::info!(
+        target: NOTIFY,
+        path = %store.path().display(),
+        durability = storage.durability.name(),
+        sessions = recovered.sessions.len(),
+        retained = recovered.retained.len(),
+        "store opened"
+    );
+    let mut builder = server::Broker::builder(options)
+        .access(access.clone())
+        .store(store, recovered);
     if let Some(client_auth) = client_auth {
         builder = builder.client_auth(client_auth);
     }

@@ -22,6 +22,8 @@ pub(crate) struct Message {
     pub expires_at: Option<Instant>,
     /// The publishing session, for No Local; 0 for messages the broker makes itself.
     pub origin: u64,
+    /// The message's id and record in the durable store, once a persistent session queued it.
+    pub stored: std::sync::OnceLock<(u64, Arc<store::MessageRecord>)>,
 }
 
 impl Message {
@@ -50,4 +52,7 @@ pub(crate) struct Delivery {
     pub retain: bool,
     /// Identifiers of the matching subscriptions (v5).
     pub subscription_ids: Vec<SubscriptionId>,
+    /// The entry's position in the durable store's queue of the session; 0 when not stored
+    /// (QoS 0, a session that is not persistent, or no store).
+    pub seq: u64,
 }

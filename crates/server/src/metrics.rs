@@ -158,6 +158,48 @@ impl transport::HttpStatus for Status {
             "Retained messages stored.",
             &[("", self.shared.retained.len() as u64)],
         );
+        if let Some(persist) = &self.shared.persist {
+            let st = persist.store.stats();
+            metric(
+                "mqtt_store_batches_total",
+                "counter",
+                "Batches committed to the durable store.",
+                &[("", st.batches)],
+            );
+            metric(
+                "mqtt_store_ops_total",
+                "counter",
+                "Changes committed to the durable store: written, or cancelled by a later change in the same batch.",
+                &[
+                    ("{result=\"written\"}", st.ops_written),
+                    ("{result=\"cancelled\"}", st.ops_cancelled),
+                ],
+            );
+            metric(
+                "mqtt_store_bytes_written_total",
+                "counter",
+                "Key and value bytes written to the durable store.",
+                &[("", st.bytes_written)],
+            );
+            metric(
+                "mqtt_store_write_errors_total",
+                "counter",
+                "Failed commits (each retried; nothing is acknowledged meanwhile).",
+                &[("", st.write_errors)],
+            );
+            metric(
+                "mqtt_store_failing",
+                "gauge",
+                "1 while commits to the durable store fail.",
+                &[("", u64::from(st.failing))],
+            );
+            metric(
+                "mqtt_store_pending_ops",
+                "gauge",
+                "Changes waiting for the next batch.",
+                &[("", st.pending_ops as u64)],
+            );
+        }
         if let Some(client_auth) = &self.shared.client_auth
             && client_auth.checks_revocation()
         {

@@ -9,7 +9,10 @@ use std::time::Duration;
 use codec::{PacketId, QoS, SubscriptionId, SubscriptionOptions, TopicFilter};
 use tokio::sync::{Notify, oneshot};
 
+use store::{EntryState, Op, QueueEntry};
+
 use crate::message::Delivery;
+use crate::persist::Persist;
 
 /// Why a connection is told to go away by someone else.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -78,6 +81,10 @@ pub(crate) struct SessionState {
     next_packet_id: u16,
     /// QoS 2 packet identifiers received and not yet released (PUBREC sent, PUBREL awaited).
     pub inbound_qos2: HashSet<PacketId>,
+    /// The last `Delivery::seq` given out; the next stored entry gets the one after.
+    pub next_seq: u64,
+    /// The durable store holds this session.
+    pub stored: bool,
 }
 
 impl SessionState {
@@ -144,6 +151,8 @@ impl Session {
                 outbound: VecDeque::new(),
                 next_packet_id: 0,
                 inbound_qos2: HashSet::new(),
+                next_seq: 0,
+                stored: false,
             }),
             wake: Notify::new(),
             dropped: AtomicU64::new(0),
@@ -159,8 +168,15 @@ impl Session {
     }
 
     /// Adds a delivery to the queue under the limit of `max_queued` (see
-    /// `BrokerOptions::max_queued_messages` for the policy) and wakes the connection.
-    pub fn enqueue(&self, delivery: Delivery, max_queued: usize) -> Enqueued {
+    /// `BrokerOptions::max_queued_messages` for the policy) and wakes the connection. A QoS 1/2
+    /// delivery to a persistent session is also submitted to the durable store; the ticket of
+    /// that change is returned (0 when nothing was stored).
+    pub fn enqueue(
+        &self,
+        mut delivery: Delivery,
+        max_queued: usize,
+        persist: Option<&Persist>,
+    ) -> (Enqueued, u64) {
         let mut state = self.lock();
         if state.queue.len() >= max_queued {
             let evicted = if delivery.qos > QoS::AtMostOnce {
@@ -175,10 +191,36 @@ impl Session {
                 None => {
                     drop(state);
                     self.dropped.fetch_add(1, Ordering::Relaxed);
-                    return Enqueued::Dropped;
+                    return (Enqueued::Dropped, 0);
                 }
             }
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut ticket = 0;
+        if let Some(persist) = persist
+            && delivery.qos > QoS::AtMostOnce
+            && state.stored
+        {
+            // Submitted under the session lock, so the entry is in the store's op stream before
+            // anything the connection submits about it.
+            state.next_seq += 1;
+            delivery.seq = state.next_seq;
+            let (id, message) = persist.stored(&delivery.message);
+            ticket = persist.submit([
+                Op::PutMessage { id, message },
+                Op::Enqueue {
+                    client_id: self.client_id.clone(),
+                    seq: delivery.seq,
+                    entry: QueueEntry {
+                        message_id: id,
+                        qos: delivery.qos,
+                        retain: delivery.retain,
+                        subscription_ids: delivery.subscription_ids.clone(),
+                        packet_id: None,
+                        state: EntryState::Queued,
+                    },
+                },
+            ]);
         }
         let was_empty = state.queue.is_empty();
         state.queue.push_back(delivery);
@@ -187,6 +229,6 @@ impl Session {
         if was_empty && connected {
             self.wake.notify_one();
         }
-        Enqueued::Queued
+        (Enqueued::Queued, ticket)
     }
 }

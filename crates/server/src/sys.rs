@@ -64,6 +64,7 @@ pub(crate) fn publish(shared: &Shared) {
             properties: PublishProperties::default(),
             expires_at: None::<Instant>,
             origin: 0,
+            stored: std::sync::OnceLock::new(),
         });
         shared.retain(&message);
         shared.route(&message);

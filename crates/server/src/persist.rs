@@ -1,0 +1,257 @@
+//! The broker's side of the durable store (`store` crate): what each change of persistent state
+//! submits, conversions between the broker's types and the store's records, and rebuilding the
+//! broker's state from what the store recovered at start-up.
+//!
+//! The broker keeps all state in memory. A change that must survive a crash (a persistent
+//! session, its subscriptions, the QoS 1/2 messages queued or in flight for it, inbound QoS 2
+//! ids, retained messages) is also submitted to the store, which returns the ticket of the batch
+//! it goes into; whatever acknowledges the change to a client (CONNACK, SUBACK, PUBACK, PUBREC,
+//! PUBCOMP, and outbound QoS 2 PUBLISH/PUBREL) is held by the connection until that ticket is
+//! durable. Without a store every ticket is 0, which is always durable.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+use store::{
+    EntryState, MessageRecord, Op, SessionExpiry, SessionRecord, Store, SubscriptionRecord,
+    WillRecord,
+};
+
+use crate::message::Message;
+use crate::session::{Awaiting, Expiry, SessionState};
+
+/// The durable store, when the broker has one.
+#[derive(Debug, Clone)]
+pub(crate) struct Persist {
+    pub store: Store,
+}
+
+impl Persist {
+    pub fn submit(&self, ops: impl IntoIterator<Item = Op>) -> u64 {
+        self.store.submit(ops).0
+    }
+
+    /// The store's form of `message`, built once per message and shared by every entry, with the
+    /// message's id in the store.
+    pub fn stored(&self, message: &Message) -> (u64, Arc<MessageRecord>) {
+        message
+            .stored
+            .get_or_init(|| (self.store.next_message_id(), Arc::new(record_of(message))))
+            .clone()
+    }
+}
+
+/// Wall-clock time of a monotonic instant (for expiry times that must survive a restart).
+pub(crate) fn wall_clock(at: Instant) -> SystemTime {
+    let now = Instant::now();
+    if at >= now {
+        SystemTime::now() + (at - now)
+    } else {
+        SystemTime::now()
+            .checked_sub(now - at)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+/// The monotonic instant of a wall-clock time (already passed times map to now).
+pub(crate) fn monotonic(at: SystemTime) -> Instant {
+    let left = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now() + left
+}
+
+pub(crate) fn record_of(message: &Message) -> MessageRecord {
+    MessageRecord {
+        topic: message.topic.clone(),
+        payload: message.payload.clone(),
+        qos: message.qos,
+        retain: message.retain,
+        properties: message.properties.clone(),
+        expires_at: message.expires_at.map(wall_clock),
+    }
+}
+
+/// A message recovered from the store (`id` 0 for a retained one, stored by value). The
+/// publishing session is not kept, so No Local does not apply to it.
+pub(crate) fn message_of(id: u64, record: &Arc<MessageRecord>) -> Message {
+    let message = Message {
+        topic: record.topic.clone(),
+        payload: record.payload.clone(),
+        qos: record.qos,
+        retain: record.retain,
+        properties: record.properties.clone(),
+        expires_at: record.expires_at.map(monotonic),
+        origin: 0,
+        stored: std::sync::OnceLock::new(),
+    };
+    if id != 0 {
+        let _ = message.stored.set((id, record.clone()));
+    }
+    message
+}
+
+pub(crate) fn expiry_of(expiry: SessionExpiry) -> Expiry {
+    match expiry {
+        SessionExpiry::After(d) => Expiry::After(d),
+        SessionExpiry::Never => Expiry::Never,
+    }
+}
+
+/// The stored form of a session, or `None` for a session that is not persistent.
+pub(crate) fn session_record(
+    client_id: &str,
+    state: &SessionState,
+    disconnected_at: Option<SystemTime>,
+    will: Option<WillRecord>,
+    username: Option<&str>,
+) -> Option<SessionRecord> {
+    let expiry = match state.expiry {
+        Expiry::OnClose => return None,
+        Expiry::After(d) => SessionExpiry::After(d),
+        Expiry::Never => SessionExpiry::Never,
+    };
+    let mut subscriptions: Vec<SubscriptionRecord> = state
+        .subscriptions
+        .values()
+        .map(|s| SubscriptionRecord {
+            filter: s.filter.clone(),
+            options: s.options,
+            id: s.id,
+        })
+        .collect();
+    subscriptions.sort_by(|a, b| a.filter.filter().cmp(b.filter.filter()));
+    Some(SessionRecord {
+        client_id: client_id.to_owned(),
+        expiry,
+        disconnected_at,
+        subscriptions,
+        will,
+        username: username.map(str::to_owned),
+    })
+}
+
+/// A recovered session that is offline: when it ends, and the will it still owes.
+pub(crate) struct Offline {
+    pub session: Arc<crate::session::Session>,
+    pub identity: Arc<auth::Identity>,
+    /// Time left before the session ends; `None` never.
+    pub ends_in: Option<Duration>,
+    pub will: Option<WillRecord>,
+}
+
+/// Rebuilds sessions (with their subscriptions in the index, queues, messages in flight and
+/// inbound QoS 2 ids) and retained messages from what the store recovered. Sessions whose
+/// client was connected when the broker stopped count as disconnected now; their wills are owed.
+pub(crate) fn restore(shared: &crate::broker::Shared, recovered: store::Recovered) -> Vec<Offline> {
+    use std::collections::HashMap;
+
+    use crate::index::Subscriber;
+    use crate::message::Delivery;
+    use crate::session::{Outbound, Session, Subscription};
+
+    for record in recovered.retained {
+        let message = Arc::new(message_of(0, &Arc::new(record)));
+        shared.retained.set(&message.topic.clone(), Some(message));
+    }
+    let now = SystemTime::now();
+    let mut messages: HashMap<u64, Arc<Message>> = HashMap::new();
+    let mut offline = Vec::new();
+    let mut rewrite = Vec::new();
+    for recovered in recovered.sessions {
+        let record = recovered.record;
+        let session = Session::new(
+            Arc::from(record.client_id.as_str()),
+            expiry_of(record.expiry),
+        );
+        let identity = Arc::new(auth::Identity {
+            user: record.username.as_deref().map(Arc::from),
+        });
+        {
+            let mut state = session.lock();
+            state.stored = true;
+            state.identity = None;
+            for s in &record.subscriptions {
+                state.subscriptions.insert(
+                    s.filter.as_str().into(),
+                    Subscription {
+                        filter: s.filter.clone(),
+                        options: s.options,
+                        id: s.id,
+                    },
+                );
+            }
+            for (seq, entry, message) in recovered.queue {
+                let message = messages
+                    .entry(entry.message_id)
+                    .or_insert_with(|| Arc::new(message_of(entry.message_id, &message)))
+                    .clone();
+                let delivery = Delivery {
+                    message,
+                    qos: entry.qos,
+                    retain: entry.retain,
+                    subscription_ids: entry.subscription_ids,
+                    seq,
+                };
+                state.next_seq = state.next_seq.max(seq);
+                let awaiting = match entry.state {
+                    EntryState::Queued => None,
+                    EntryState::AwaitingPubAck => Some(Awaiting::PubAck),
+                    EntryState::AwaitingPubRec => Some(Awaiting::PubRec),
+                    EntryState::AwaitingPubComp => Some(Awaiting::PubComp),
+                };
+                match (awaiting, entry.packet_id) {
+                    (Some(awaiting), Some(packet_id)) => state.outbound.push_back(Outbound {
+                        packet_id,
+                        delivery,
+                        state: awaiting,
+                    }),
+                    _ => state.queue.push_back(delivery),
+                }
+            }
+            state.inbound_qos2.extend(recovered.inbound_qos2);
+        }
+        {
+            let mut index = shared.index_write();
+            for s in &record.subscriptions {
+                index.insert(
+                    &s.filter,
+                    Subscriber {
+                        session: session.clone(),
+                        options: s.options,
+                        id: s.id,
+                        identity: identity.clone(),
+                    },
+                );
+            }
+        }
+        shared
+            .sessions()
+            .insert(session.client_id.clone(), session.clone());
+        let disconnected_at = record.disconnected_at.unwrap_or(now);
+        let ends_in = match record.expiry {
+            SessionExpiry::Never => None,
+            SessionExpiry::After(d) => Some(
+                (disconnected_at + d)
+                    .duration_since(now)
+                    .unwrap_or(Duration::ZERO),
+            ),
+        };
+        if record.disconnected_at.is_none() {
+            // Connected when the broker stopped: disconnected from now on.
+            let mut record = record.clone();
+            record.disconnected_at = Some(now);
+            rewrite.push(Op::PutSession(Box::new(record)));
+        }
+        offline.push(Offline {
+            session,
+            identity,
+            ends_in,
+            will: record.will,
+        });
+    }
+    if let Some(persist) = &shared.persist {
+        persist.submit(rewrite);
+    }
+    offline
+}

@@ -1,0 +1,498 @@
+//! Durability end to end: the real binary under QoS 1 and QoS 2 load is killed with SIGKILL and
+//! restarted on the same data directory; every message whose PUBACK or PUBREC the publisher got
+//! reaches the persistent subscribers, QoS 2 exactly once, and retained messages and sessions are
+//! all there.
+
+use std::collections::HashMap;
+use std::io::BufRead;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use bytes::{Bytes, BytesMut};
+use codec::{
+    Connect, MqttString, Packet, PacketId, ProtocolVersion, PubAck, PubComp, PubRec, PubRel,
+    Publish, QoS, QosPid, Subscribe, SubscriptionOptions, TopicFilter, TopicName,
+};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+
+const V5: ProtocolVersion = ProtocolVersion::V5;
+const WAIT: Duration = Duration::from_secs(10);
+
+/// A data root under the temp dir, removed on drop.
+struct Root(PathBuf);
+
+impl Root {
+    fn new(name: &str) -> Root {
+        let dir = std::env::temp_dir().join(format!("server-crash-{}-{name}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("temp dir");
+        std::fs::write(
+            dir.join("harperdb-config.yaml"),
+            "mqtt:\n  webSocket: false\n  network:\n    securePort: null\n  limits:\n    maxQueuedMessages: 100000\n",
+        )
+        .expect("config");
+        Root(dir)
+    }
+}
+
+impl Drop for Root {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// The broker binary on a free loopback port, its data under `root`.
+fn start(root: &Path) -> (Child, SocketAddr) {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("HOME", root)
+        .args(["--root", root.to_str().expect("utf-8")])
+        .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
+        .env("HDB_ADMIN_USERNAME", "admin")
+        .env("HDB_ADMIN_PASSWORD", "secret")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("the binary starts");
+    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
+    let banner = lines.next().expect("a banner").expect("utf-8");
+    let addr = banner
+        .strip_prefix("MQTT: TCP: ")
+        .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
+        .parse()
+        .expect("an address");
+    // Keep draining stdout so the broker never blocks on it.
+    std::thread::spawn(move || for _ in lines {});
+    (child, addr)
+}
+
+fn kill9(child: &mut Child) {
+    let _ = Command::new("kill")
+        .args(["-KILL", &child.id().to_string()])
+        .status();
+    let _ = child.wait();
+}
+
+struct Client {
+    stream: TcpStream,
+    buf: BytesMut,
+}
+
+impl Client {
+    /// Connects with a persistent session (expiry 1 h); returns the client and Session Present.
+    async fn connect(addr: SocketAddr, client_id: &str, clean_start: bool) -> (Client, bool) {
+        let stream = TcpStream::connect(addr).await.expect("connect");
+        let mut client = Client {
+            stream,
+            buf: BytesMut::new(),
+        };
+        let mut connect = Connect::new(V5, MqttString::try_from(client_id).expect("id"), 60);
+        connect.clean_start = clean_start;
+        connect.properties.session_expiry_interval = Some(3600);
+        // The super user the first start created from HDB_ADMIN_*.
+        connect.username = Some(MqttString::try_from("admin").expect("user"));
+        connect.password = Some(Bytes::from_static(b"secret"));
+        client.send(&[Packet::Connect(Box::new(connect))]).await;
+        match client.recv().await {
+            Some(Packet::ConnAck(ack)) => {
+                assert!(ack.reason_code.is_success(), "{ack:?}");
+                (client, ack.session_present)
+            }
+            other => panic!("expected CONNACK, got {other:?}"),
+        }
+    }
+
+    async fn send(&mut self, packets: &[Packet]) {
+        let mut out = BytesMut::new();
+        for p in packets {
+            p.encode(V5, &mut out).expect("encode");
+        }
+        // A write to a killed broker fails; the next read tells.
+        let _ = self.stream.write_all(&out).await;
+    }
+
+    /// The next packet; `None` when the connection closed or `WAIT` passed.
+    async fn recv_within(&mut self, wait: Duration) -> Option<Packet> {
+        let deadline = tokio::time::Instant::now() + wait;
+        loop {
+            if let Some(p) = codec::decode(&mut self.buf, V5, u32::MAX).expect("decode") {
+                return Some(p);
+            }
+            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf)).await {
+                Ok(Ok(n)) if n > 0 => {}
+                _ => return None,
+            }
+        }
+    }
+
+    async fn recv(&mut self) -> Option<Packet> {
+        self.recv_within(WAIT).await
+    }
+
+    async fn subscribe(&mut self, filter: &str, qos: QoS) {
+        self.send(&[Packet::Subscribe(Subscribe {
+            packet_id: PacketId::new(1).expect("id"),
+            properties: Default::default(),
+            filters: vec![(
+                TopicFilter::try_from(filter).expect("filter"),
+                SubscriptionOptions::with_qos(qos),
+            )],
+        })])
+        .await;
+        match self.recv().await {
+            Some(Packet::SubAck(ack)) => assert!(ack.reason_codes[0].is_success()),
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+    }
+}
+
+fn publish(topic: &str, qos: QosPid, n: u32, retain: bool) -> Packet {
+    let mut p = Publish::new(
+        TopicName::try_from(topic).expect("topic"),
+        Bytes::copy_from_slice(&n.to_be_bytes()),
+    );
+    p.qos = qos;
+    p.retain = retain;
+    Packet::Publish(p)
+}
+
+/// Publishes `count` messages at `qos` to `topic` with up to 32 unacknowledged; returns the
+/// numbers acknowledged (PUBACK / PUBREC) before the connection broke.
+async fn publish_until_killed(addr: SocketAddr, topic: &str, qos: QoS, count: u32) -> Vec<u32> {
+    let (mut client, _) = Client::connect(addr, &format!("pub-{topic}"), true).await;
+    let mut acked = Vec::new();
+    let mut in_flight: HashMap<u16, u32> = HashMap::new();
+    let mut next = 0u32;
+    loop {
+        while in_flight.len() < 32 && next < count {
+            let id = u16::try_from(next % 60_000 + 1).expect("fits");
+            let qos_pid = match qos {
+                QoS::AtLeastOnce => QosPid::AtLeastOnce(PacketId::new(id).expect("id")),
+                _ => QosPid::ExactlyOnce(PacketId::new(id).expect("id")),
+            };
+            in_flight.insert(id, next);
+            client.send(&[publish(topic, qos_pid, next, false)]).await;
+            next += 1;
+        }
+        if in_flight.is_empty() {
+            return acked;
+        }
+        match client.recv_within(Duration::from_secs(3)).await {
+            Some(Packet::PubAck(PubAck { packet_id, .. })) => {
+                acked.extend(in_flight.remove(&packet_id.get()));
+            }
+            Some(Packet::PubRec(PubRec { packet_id, .. })) => {
+                acked.extend(in_flight.remove(&packet_id.get()));
+                client.send(&[Packet::PubRel(PubRel::new(packet_id))]).await;
+            }
+            Some(Packet::PubComp(_)) => {}
+            Some(other) => panic!("unexpected {other:?}"),
+            None => return acked,
+        }
+    }
+}
+
+/// Reads deliveries until 2 s of silence, acknowledging them; returns message numbers in order
+/// of arrival and how many PUBLISH packets came with DUP set.
+async fn drain(client: &mut Client) -> (Vec<u32>, usize) {
+    let mut got = Vec::new();
+    let mut dups = 0;
+    while let Some(p) = client.recv_within(Duration::from_secs(2)).await {
+        match p {
+            Packet::Publish(p) => {
+                if p.dup {
+                    dups += 1;
+                }
+                let n = u32::from_be_bytes(p.payload[..4].try_into().expect("4 bytes"));
+                match p.qos {
+                    QosPid::AtMostOnce => {}
+                    QosPid::AtLeastOnce(id) => {
+                        client.send(&[Packet::PubAck(PubAck::new(id))]).await;
+                    }
+                    QosPid::ExactlyOnce(id) => {
+                        client.send(&[Packet::PubRec(PubRec::new(id))]).await;
+                    }
+                }
+                got.push(n);
+            }
+            Packet::PubRel(r) => {
+                client
+                    .send(&[Packet::PubComp(PubComp::new(r.packet_id))])
+                    .await
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    (got, dups)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nothing_acknowledged_is_lost_when_the_broker_is_killed_mid_stream() {
+    let root = Root::new("stream");
+    let (mut broker, addr) = start(&root.0);
+
+    // Two persistent subscribers, then offline, so everything queues in their sessions.
+    for (id, filter, qos) in [
+        ("sub-1", "crash/q1", QoS::AtLeastOnce),
+        ("sub-2", "crash/q2", QoS::ExactlyOnce),
+    ] {
+        let (mut c, present) = Client::connect(addr, id, true).await;
+        assert!(!present);
+        c.subscribe(filter, qos).await;
+        c.send(&[Packet::Disconnect(codec::Disconnect::new(
+            codec::ReasonCode::Success,
+        ))])
+        .await;
+    }
+    // A retained message, acknowledged before the kill.
+    let (mut r, _) = Client::connect(addr, "retainer", true).await;
+    r.send(&[publish(
+        "crash/retained",
+        QosPid::AtLeastOnce(PacketId::new(7).expect("id")),
+        4242,
+        true,
+    )])
+    .await;
+    assert!(matches!(r.recv().await, Some(Packet::PubAck(_))));
+
+    // QoS 1 and QoS 2 streams; SIGKILL once both are well under way.
+    let q1 = tokio::spawn(publish_until_killed(
+        addr,
+        "crash/q1",
+        QoS::AtLeastOnce,
+        20_000,
+    ));
+    let q2 = tokio::spawn(publish_until_killed(
+        addr,
+        "crash/q2",
+        QoS::ExactlyOnce,
+        20_000,
+    ));
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    kill9(&mut broker);
+    let acked_q1 = q1.await.expect("publisher 1");
+    let acked_q2 = q2.await.expect("publisher 2");
+    assert!(
+        acked_q1.len() > 100 && acked_q1.len() < 20_000,
+        "QoS 1 stream killed mid-way: {} acknowledged",
+        acked_q1.len()
+    );
+    assert!(
+        acked_q2.len() > 100 && acked_q2.len() < 20_000,
+        "QoS 2 stream killed mid-way: {} acknowledged",
+        acked_q2.len()
+    );
+
+    let (mut broker, addr) = start(&root.0);
+    for (id, acked, exactly_once) in [("sub-1", &acked_q1, false), ("sub-2", &acked_q2, true)] {
+        let (mut c, present) = Client::connect(addr, id, false).await;
+        assert!(present, "{id}: the session survived");
+        let (got, _) = drain(&mut c).await;
+        let mut counts: HashMap<u32, usize> = HashMap::new();
+        for n in &got {
+            *counts.entry(*n).or_default() += 1;
+        }
+        let lost: Vec<u32> = acked
+            .iter()
+            .filter(|n| !counts.contains_key(n))
+            .copied()
+            .collect();
+        assert!(
+            lost.is_empty(),
+            "{id}: {} of {} acknowledged messages lost, first {:?}",
+            lost.len(),
+            acked.len(),
+            &lost[..lost.len().min(10)]
+        );
+        if exactly_once {
+            let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+            assert!(
+                twice.is_empty(),
+                "{id}: delivered twice at QoS 2: {twice:?}"
+            );
+        }
+        // The session keeps its subscription: a new message arrives.
+    }
+    // The retained message is there for a new subscriber.
+    let (mut s, _) = Client::connect(addr, "late", true).await;
+    s.subscribe("crash/retained", QoS::AtLeastOnce).await;
+    match s.recv().await {
+        Some(Packet::Publish(p)) => {
+            assert!(p.retain);
+            assert_eq!(&p.payload[..], &4242u32.to_be_bytes());
+        }
+        other => panic!("expected the retained message, got {other:?}"),
+    }
+    // The sessions still hold their subscriptions after the restart.
+    let (mut sub, present) = Client::connect(addr, "sub-1", false).await;
+    assert!(present);
+    let (mut p, _) = Client::connect(addr, "pub-after", true).await;
+    p.send(&[publish(
+        "crash/q1",
+        QosPid::AtLeastOnce(PacketId::new(1).expect("id")),
+        999_999,
+        false,
+    )])
+    .await;
+    let (got, _) = drain(&mut sub).await;
+    assert!(got.contains(&999_999), "subscription kept: {got:?}");
+    kill9(&mut broker);
+}
+
+/// A QoS 2 receiver as the spec describes it (§4.3.3, method B): a message is handed to the
+/// application when its PUBLISH first arrives; its packet id is remembered until PUBREL, and a
+/// PUBLISH with a remembered id is a duplicate. The state outlives connections, as a persistent
+/// session's must.
+#[derive(Default)]
+struct Qos2Receiver {
+    pending: std::collections::HashSet<u16>,
+    delivered: Vec<u32>,
+}
+
+impl Qos2Receiver {
+    /// Reads until `stop` or 2 s of silence, answering the flow.
+    async fn run(&mut self, client: &mut Client, stop: Option<usize>) {
+        while stop.is_none_or(|n| self.delivered.len() < n) {
+            let Some(p) = client.recv_within(Duration::from_secs(2)).await else {
+                return;
+            };
+            match p {
+                Packet::Publish(p) => {
+                    let QosPid::ExactlyOnce(id) = p.qos else {
+                        panic!("expected QoS 2, got {:?}", p.qos)
+                    };
+                    if self.pending.insert(id.get()) {
+                        let n = u32::from_be_bytes(p.payload[..4].try_into().expect("4 bytes"));
+                        self.delivered.push(n);
+                    } else {
+                        assert!(p.dup, "a repeated packet id comes with DUP");
+                    }
+                    client.send(&[Packet::PubRec(PubRec::new(id))]).await;
+                }
+                Packet::PubRel(r) => {
+                    self.pending.remove(&r.packet_id.get());
+                    client
+                        .send(&[Packet::PubComp(PubComp::new(r.packet_id))])
+                        .await;
+                }
+                other => panic!("unexpected {other:?}"),
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_connected_qos2_subscriber_gets_every_message_exactly_once_across_a_crash() {
+    let root = Root::new("online");
+    let (mut broker, addr) = start(&root.0);
+    let (mut sub, _) = Client::connect(addr, "online-sub", true).await;
+    sub.subscribe("online/q2", QoS::ExactlyOnce).await;
+    let publisher = tokio::spawn(publish_until_killed(
+        addr,
+        "online/q2",
+        QoS::ExactlyOnce,
+        50_000,
+    ));
+    // Receive for a while with messages in flight both ways, then kill the broker.
+    let mut receiver = Qos2Receiver::default();
+    receiver.run(&mut sub, Some(500)).await;
+    kill9(&mut broker);
+    receiver.run(&mut sub, None).await;
+    let acked = publisher.await.expect("publisher");
+    assert!(
+        acked.len() >= 500 && acked.len() < 50_000,
+        "{}",
+        acked.len()
+    );
+
+    let (_broker, addr) = start(&root.0);
+    let mut broker = _broker;
+    let (mut sub, present) = Client::connect(addr, "online-sub", false).await;
+    assert!(present);
+    receiver.run(&mut sub, None).await;
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for n in &receiver.delivered {
+        *counts.entry(*n).or_default() += 1;
+    }
+    let lost: Vec<u32> = acked
+        .iter()
+        .filter(|n| !counts.contains_key(n))
+        .copied()
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{} of {} acknowledged messages lost, first {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(10)]
+    );
+    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+    assert!(twice.is_empty(), "delivered twice at QoS 2: {twice:?}");
+    kill9(&mut broker);
+}
+
+/// Connects with the given Session Expiry Interval (0: not persistent).
+async fn connect_with_expiry(addr: SocketAddr, client_id: &str, expiry: u32) -> bool {
+    let stream = TcpStream::connect(addr).await.expect("connect");
+    let mut client = Client {
+        stream,
+        buf: BytesMut::new(),
+    };
+    let mut connect = Connect::new(V5, MqttString::try_from(client_id).expect("id"), 60);
+    connect.clean_start = false;
+    connect.properties.session_expiry_interval = Some(expiry);
+    connect.username = Some(MqttString::try_from("admin").expect("user"));
+    connect.password = Some(Bytes::from_static(b"secret"));
+    client.send(&[Packet::Connect(Box::new(connect))]).await;
+    let present = match client.recv().await {
+        Some(Packet::ConnAck(ack)) => ack.session_present,
+        other => panic!("expected CONNACK, got {other:?}"),
+    };
+    client
+        .send(&[Packet::Disconnect(codec::Disconnect::new(
+            codec::ReasonCode::Success,
+        ))])
+        .await;
+    present
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn expired_and_clean_sessions_do_not_come_back_and_a_corrupt_store_stops_start_up() {
+    let root = Root::new("expiry");
+    let (mut broker, addr) = start(&root.0);
+    assert!(!connect_with_expiry(addr, "short", 1).await);
+    assert!(!connect_with_expiry(addr, "long", 3600).await);
+    assert!(!connect_with_expiry(addr, "clean", 0).await);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    kill9(&mut broker);
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (mut broker, addr) = start(&root.0);
+    assert!(connect_with_expiry(addr, "long", 3600).await, "kept");
+    assert!(!connect_with_expiry(addr, "short", 1).await, "expired");
+    assert!(!connect_with_expiry(addr, "clean", 0).await, "never stored");
+    kill9(&mut broker);
+
+    // Garbage where the database was: start-up fails and names the file; the file stays.
+    let file = root.0.join("mqtt-data").join("mqtt.redb");
+    std::fs::write(&file, b"not a database at all, not even close").expect("overwrite");
+    let out = Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("HOME", &root.0)
+        .args(["--root", root.0.to_str().expect("utf-8")])
+        .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
+        .output()
+        .expect("runs");
+    assert!(!out.status.success());
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        stderr.contains(&file.display().to_string()),
+        "names the file: {stderr}"
+    );
+    assert_eq!(
+        std::fs::read(&file).expect("still there"),
+        b"not a database at all, not even close"
+    );
+}

@@ -1,0 +1,324 @@
+//! One batch of ops: coalesced once, then applied in one write transaction (again after a
+//! failure: applying does not change the batch).
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use redb::{ReadableTable, Table, WriteTransaction};
+use tracing::{debug, error, warn};
+
+use crate::format;
+use crate::record::{MessageRecord, Op};
+use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
+
+/// A coalesced batch.
+pub(crate) struct Batch {
+    /// The ops to apply, in order, without `PutMessage`s.
+    ops: Vec<Op>,
+    /// The messages of the batch's `PutMessage`s, written when an entry first refers to them.
+    messages: HashMap<u64, Arc<MessageRecord>>,
+    /// Number of `PutMessage` ops.
+    puts: u64,
+    /// Ops submitted.
+    submitted: u64,
+    /// Ops cancelled by coalescing (not counting `PutMessage`s, decided when applying).
+    cancelled: u64,
+}
+
+/// What applying a batch did, kept only if its transaction commits.
+pub(crate) struct Applied {
+    /// New reference counts of the messages the batch touched (0: row deleted).
+    pub(crate) refcounts: HashMap<u64, u32>,
+    /// Ops applied.
+    pub(crate) written: u64,
+    /// Ops made unnecessary.
+    pub(crate) cancelled: u64,
+    /// Key and value bytes written.
+    pub(crate) bytes: u64,
+}
+
+impl Batch {
+    /// Coalesces ops: an `Enqueue` and a later `Dequeue` of the same entry cancel each other,
+    /// and an `UpdateEntry` after the `Enqueue` of its entry is folded into it. Relies on a
+    /// `seq` never being reused for a live entry of the same client.
+    pub(crate) fn coalesce(ops: Vec<Op>) -> Batch {
+        let submitted = ops.len() as u64;
+        let mut kept: Vec<Option<Op>> = Vec::with_capacity(ops.len());
+        // (client id, seq) -> index in `kept` of an Enqueue nothing has cancelled yet.
+        let mut enqueued: HashMap<(Arc<str>, u64), usize> = HashMap::new();
+        let mut messages = HashMap::new();
+        let mut puts = 0;
+        let mut cancelled = 0;
+        for op in ops {
+            match op {
+                Op::PutMessage { id, message } => {
+                    puts += 1;
+                    messages.insert(id, message);
+                }
+                Op::Enqueue {
+                    ref client_id, seq, ..
+                } => {
+                    enqueued.insert((Arc::clone(client_id), seq), kept.len());
+                    kept.push(Some(op));
+                }
+                Op::UpdateEntry {
+                    ref client_id,
+                    seq,
+                    packet_id,
+                    state,
+                } => match enqueued.get(&(Arc::clone(client_id), seq)) {
+                    Some(&i) => {
+                        if let Some(Op::Enqueue { entry, .. }) = &mut kept[i] {
+                            entry.packet_id = packet_id;
+                            entry.state = state;
+                        }
+                        cancelled += 1;
+                    }
+                    None => kept.push(Some(op)),
+                },
+                Op::Dequeue { ref client_id, seq } => {
+                    match enqueued.remove(&(Arc::clone(client_id), seq)) {
+                        Some(i) => {
+                            kept[i] = None;
+                            cancelled += 2;
+                        }
+                        None => kept.push(Some(op)),
+                    }
+                }
+                Op::DeleteSession { ref client_id } => {
+                    // Entries enqueued before it are deleted with the session.
+                    enqueued.retain(|(c, _), _| **c != **client_id);
+                    kept.push(Some(op));
+                }
+                other => kept.push(Some(other)),
+            }
+        }
+        Batch {
+            ops: kept.into_iter().flatten().collect(),
+            messages,
+            puts,
+            submitted,
+            cancelled,
+        }
+    }
+
+    /// Number of ops submitted in the batch.
+    pub(crate) fn len(&self) -> u64 {
+        self.submitted
+    }
+
+    /// Applies the batch in `txn`. `refcounts` are the counts as committed; the changes come
+    /// back in [`Applied`].
+    pub(crate) fn apply(
+        &self,
+        txn: &WriteTransaction,
+        refcounts: &HashMap<u64, u32>,
+    ) -> Result<Applied, redb::Error> {
+        let mut a = Apply {
+            messages: txn.open_table(MESSAGES)?,
+            sessions: txn.open_table(SESSIONS)?,
+            queue: txn.open_table(QUEUE)?,
+            inbound: txn.open_table(INBOUND)?,
+            retained: txn.open_table(RETAINED)?,
+            base: refcounts,
+            changed: HashMap::new(),
+            bytes: 0,
+            stored: 0,
+        };
+        for op in &self.ops {
+            a.op(op, &self.messages)?;
+        }
+        let cancelled = self.cancelled + self.puts.saturating_sub(a.stored);
+        Ok(Applied {
+            refcounts: a.changed,
+            written: self.submitted - cancelled,
+            cancelled,
+            bytes: a.bytes,
+        })
+    }
+}
+
+/// The tables and reference counts of one transaction.
+struct Apply<'t, 'r> {
+    messages: Table<'t, u64, &'static [u8]>,
+    sessions: Table<'t, &'static str, &'static [u8]>,
+    queue: Table<'t, (&'static str, u64), &'static [u8]>,
+    inbound: Table<'t, (&'static str, u16), ()>,
+    retained: Table<'t, &'static str, &'static [u8]>,
+    base: &'r HashMap<u64, u32>,
+    changed: HashMap<u64, u32>,
+    bytes: u64,
+    /// Message rows written.
+    stored: u64,
+}
+
+impl Apply<'_, '_> {
+    fn op(
+        &mut self,
+        op: &Op,
+        messages: &HashMap<u64, Arc<MessageRecord>>,
+    ) -> Result<(), redb::Error> {
+        match op {
+            // Moved into `Batch::messages` by coalescing.
+            Op::PutMessage { .. } => {}
+            Op::PutSession(session) => {
+                let value = format::encode_session(session);
+                self.count(session.client_id.len(), &value);
+                self.sessions
+                    .insert(session.client_id.as_str(), value.as_slice())?;
+            }
+            Op::DeleteSession { client_id } => self.delete_session(client_id)?,
+            Op::Enqueue {
+                client_id,
+                seq,
+                entry,
+            } => {
+                let id = entry.message_id;
+                let refs = self.refcount(id);
+                if refs == 0 {
+                    let Some(message) = messages.get(&id) else {
+                        error!(%client_id, seq, message_id = id,
+                            "store: enqueue of a message that is neither stored nor in the batch; entry not stored");
+                        return Ok(());
+                    };
+                    let value = format::encode_message(message);
+                    self.count(8, &value);
+                    self.messages.insert(id, value.as_slice())?;
+                    self.stored += 1;
+                }
+                self.changed.insert(id, refs + 1);
+                let value = format::encode_entry(entry);
+                self.count(client_id.len() + 8, &value);
+                let old = self
+                    .queue
+                    .insert((&**client_id, *seq), value.as_slice())?
+                    .map(|old| format::decode_entry(old.value()));
+                if let Some(old) = old {
+                    self.release_entry(old)?;
+                }
+            }
+            Op::UpdateEntry {
+                client_id,
+                seq,
+                packet_id,
+                state,
+            } => {
+                let key = (&**client_id, *seq);
+                let current = self
+                    .queue
+                    .get(key)?
+                    .map(|row| format::decode_entry(row.value()));
+                match current {
+                    Some(Ok(mut entry)) => {
+                        entry.packet_id = *packet_id;
+                        entry.state = *state;
+                        let value = format::encode_entry(&entry);
+                        self.count(client_id.len() + 8, &value);
+                        self.queue.insert(key, value.as_slice())?;
+                    }
+                    Some(Err(e)) => {
+                        warn!(%client_id, seq, error = %e, "store: cannot update an undecodable queue entry")
+                    }
+                    None => {
+                        debug!(%client_id, seq, "store: update of a missing queue entry ignored")
+                    }
+                }
+            }
+            Op::Dequeue { client_id, seq } => {
+                let old = self
+                    .queue
+                    .remove((&**client_id, *seq))?
+                    .map(|old| format::decode_entry(old.value()));
+                if let Some(old) = old {
+                    self.release_entry(old)?;
+                }
+            }
+            Op::InboundAdd {
+                client_id,
+                packet_id,
+            } => {
+                self.count(client_id.len() + 2, &[]);
+                self.inbound.insert((&**client_id, packet_id.get()), ())?;
+            }
+            Op::InboundRemove {
+                client_id,
+                packet_id,
+            } => {
+                self.inbound.remove((&**client_id, packet_id.get()))?;
+            }
+            Op::Retain {
+                topic,
+                message: Some(message),
+            } => {
+                let value = format::encode_message(message);
+                self.count(topic.len(), &value);
+                self.retained.insert(topic.as_str(), value.as_slice())?;
+            }
+            Op::Retain {
+                topic,
+                message: None,
+            } => {
+                self.retained.remove(topic.as_str())?;
+            }
+        }
+        Ok(())
+    }
+
+    fn count(&mut self, key_len: usize, value: &[u8]) {
+        self.bytes += (key_len + value.len()) as u64;
+    }
+
+    fn refcount(&self, id: u64) -> u32 {
+        self.changed
+            .get(&id)
+            .or_else(|| self.base.get(&id))
+            .copied()
+            .unwrap_or(0)
+    }
+
+    /// Drops an entry's reference to its message, deleting the message with the last one.
+    fn release_entry(
+        &mut self,
+        entry: Result<crate::record::QueueEntry, format::FormatError>,
+    ) -> Result<(), redb::Error> {
+        match entry {
+            Ok(entry) => self.release(entry.message_id),
+            // Its message, if now unused, is dropped at the next start-up.
+            Err(e) => {
+                warn!(error = %e, "store: removed an undecodable queue entry");
+                Ok(())
+            }
+        }
+    }
+
+    fn release(&mut self, id: u64) -> Result<(), redb::Error> {
+        let refs = self.refcount(id);
+        if refs <= 1 {
+            self.changed.insert(id, 0);
+            self.messages.remove(id)?;
+        } else {
+            self.changed.insert(id, refs - 1);
+        }
+        Ok(())
+    }
+
+    fn delete_session(&mut self, client_id: &str) -> Result<(), redb::Error> {
+        self.sessions.remove(client_id)?;
+        let entries = (client_id, 0)..=(client_id, u64::MAX);
+        let mut ids = Vec::new();
+        for row in self.queue.range(entries.clone())? {
+            let (_, value) = row?;
+            match format::decode_entry(value.value()) {
+                Ok(entry) => ids.push(entry.message_id),
+                Err(e) => warn!(client_id, error = %e, "store: removed an undecodable queue entry"),
+            }
+        }
+        self.queue.retain_in(entries, |_, _| false)?;
+        for id in ids {
+            self.release(id)?;
+        }
+        self.inbound
+            .retain_in((client_id, 0)..=(client_id, u16::MAX), |_, _| false)?;
+        Ok(())
+    }
+}

@@ -1,0 +1,56 @@
+//! [`Policy`]: when batches are committed and synced (`mqtt.storage.durability`).
+
+use std::time::Duration;
+
+/// When changes reach the disk; see the crate documentation for what each policy can lose.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Policy {
+    /// Commit and sync as soon as anything is pending; what arrives during a commit forms the
+    /// next batch (one sync per batch).
+    Always,
+    /// Group commit: a batch collects until `max_delay` has passed since its first op or it
+    /// holds `max_size` ops, then is committed and synced.
+    Batch {
+        /// The longest an op waits for others to join its batch.
+        max_delay: Duration,
+        /// The most ops in one batch (a single submit may exceed it).
+        max_size: usize,
+    },
+    /// Ops collect in memory and are committed and synced every period; they count as durable
+    /// when submitted.
+    Interval(Duration),
+    /// Every batch is written to the file as soon as it is pending but never synced: the
+    /// operating system decides when it reaches the disk. Ops count as durable when submitted.
+    Never,
+}
+
+impl Policy {
+    /// True when acknowledgements wait for the batch to be synced (`Always`, `Batch`).
+    pub fn acks_wait(&self) -> bool {
+        matches!(self, Policy::Always | Policy::Batch { .. })
+    }
+}
+
+impl Default for Policy {
+    /// `Batch` with the configuration's defaults: 2 ms, 1024 ops.
+    fn default() -> Self {
+        config::Durability::default().into()
+    }
+}
+
+impl From<config::Durability> for Policy {
+    fn from(d: config::Durability) -> Self {
+        match d {
+            config::Durability::Always => Policy::Always,
+            config::Durability::Batch {
+                max_delay,
+                max_size,
+            } => Policy::Batch {
+                max_delay,
+                max_size: usize::try_from(max_size.get()).unwrap_or(usize::MAX),
+            },
+            config::Durability::Interval(every) => Policy::Interval(every),
+            config::Durability::Never => Policy::Never,
+        }
+    }
+}

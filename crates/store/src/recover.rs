@@ -1,0 +1,221 @@
+//! Start-up: read everything back, drop what expired or lost its owner, and rebuild the
+//! message reference counts, in one write transaction.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use codec::PacketId;
+use redb::{Database, ReadableTable};
+use tracing::{info, warn};
+
+use crate::error::StoreError;
+use crate::format::{self, FormatError};
+use crate::record::{MessageRecord, Recovered, RecoveredSession};
+use crate::tables::{self, INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
+
+/// What the writer needs besides the records.
+pub(crate) struct State {
+    /// The records for the broker.
+    pub(crate) recovered: Recovered,
+    /// Message id -> number of queue entries referring to it.
+    pub(crate) refcounts: HashMap<u64, u32>,
+    /// One above the highest message id stored.
+    pub(crate) next_message_id: u64,
+}
+
+/// Counts of what was dropped, for one log line.
+#[derive(Default)]
+struct Dropped {
+    sessions: usize,
+    entries: usize,
+    messages: usize,
+    retained: usize,
+    inbound: usize,
+}
+
+/// Reads the store, removing expired sessions (with their entries and inbound ids), entries of
+/// no session or whose message expired or is missing, messages no entry refers to, inbound ids
+/// of no session and expired retained messages.
+pub(crate) fn recover(db: &Database, path: &Path, now: SystemTime) -> Result<State, StoreError> {
+    let storage = |e: redb::Error| StoreError::Open {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    };
+    let corrupt = |table: &'static str, key: String, e: FormatError| StoreError::Corrupt {
+        path: path.to_owned(),
+        table,
+        key,
+        reason: e.to_string(),
+    };
+    let txn = db.begin_write().map_err(|e| storage(e.into()))?;
+    tables::check_format(&txn, path)?;
+    let open_err = |name| move |e| tables::table_error(e, name, path);
+    let mut dropped = Dropped::default();
+    let mut sessions = BTreeMap::new();
+    let mut next_message_id = 1;
+    let mut refcounts: HashMap<u64, u32> = HashMap::new();
+    let mut retained = Vec::new();
+    {
+        let mut table = txn.open_table(SESSIONS).map_err(open_err("sessions"))?;
+        let mut expired = Vec::new();
+        for row in table.iter().map_err(|e| storage(e.into()))? {
+            let (key, value) = row.map_err(|e| storage(e.into()))?;
+            let client_id = key.value();
+            let record = format::decode_session(client_id, value.value())
+                .map_err(|e| corrupt("sessions", format!("{client_id:?}"), e))?;
+            if record.is_expired(now) {
+                expired.push(client_id.to_owned());
+            } else {
+                sessions.insert(
+                    client_id.to_owned(),
+                    RecoveredSession {
+                        record,
+                        queue: Vec::new(),
+                        inbound_qos2: Vec::new(),
+                    },
+                );
+            }
+        }
+        for client_id in &expired {
+            table
+                .remove(client_id.as_str())
+                .map_err(|e| storage(e.into()))?;
+        }
+        dropped.sessions = expired.len();
+    }
+    {
+        let mut table = txn.open_table(MESSAGES).map_err(open_err("messages"))?;
+        let mut messages: HashMap<u64, Arc<MessageRecord>> = HashMap::new();
+        for row in table.iter().map_err(|e| storage(e.into()))? {
+            let (key, value) = row.map_err(|e| storage(e.into()))?;
+            let id = key.value();
+            let message = format::decode_message(value.value())
+                .map_err(|e| corrupt("messages", id.to_string(), e))?;
+            next_message_id = next_message_id.max(id.saturating_add(1));
+            if !message.is_expired(now) {
+                messages.insert(id, Arc::new(message));
+            }
+        }
+        let mut queue = txn.open_table(QUEUE).map_err(open_err("queue"))?;
+        let mut gone = Vec::new();
+        for row in queue.iter().map_err(|e| storage(e.into()))? {
+            let (key, value) = row.map_err(|e| storage(e.into()))?;
+            let (client_id, seq) = key.value();
+            let entry = format::decode_entry(value.value())
+                .map_err(|e| corrupt("queue", format!("({client_id:?}, {seq})"), e))?;
+            next_message_id = next_message_id.max(entry.message_id.saturating_add(1));
+            let session = sessions.get_mut(client_id);
+            let message = messages.get(&entry.message_id);
+            match (session, message) {
+                (Some(session), Some(message)) => {
+                    *refcounts.entry(entry.message_id).or_default() += 1;
+                    session.queue.push((seq, entry, Arc::clone(message)));
+                }
+                (session, _) => {
+                    if session.is_some() && !table_has(&table, entry.message_id, &storage)? {
+                        warn!(
+                            client_id,
+                            seq,
+                            message_id = entry.message_id,
+                            "store: queue entry refers to a missing message; dropped"
+                        );
+                    }
+                    gone.push((client_id.to_owned(), seq));
+                }
+            }
+        }
+        for (client_id, seq) in &gone {
+            queue
+                .remove((client_id.as_str(), *seq))
+                .map_err(|e| storage(e.into()))?;
+        }
+        dropped.entries = gone.len();
+        // Messages no remaining entry refers to: expired, orphaned, or left by a crash.
+        let unused: Vec<u64> = table
+            .iter()
+            .map_err(|e| storage(e.into()))?
+            .map(|row| row.map(|(k, _)| k.value()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| storage(e.into()))?;
+        for id in unused.into_iter().filter(|id| !refcounts.contains_key(id)) {
+            table.remove(id).map_err(|e| storage(e.into()))?;
+            dropped.messages += 1;
+        }
+    }
+    {
+        let mut table = txn.open_table(INBOUND).map_err(open_err("inbound"))?;
+        let mut gone = Vec::new();
+        for row in table.iter().map_err(|e| storage(e.into()))? {
+            let (key, _) = row.map_err(|e| storage(e.into()))?;
+            let (client_id, id) = key.value();
+            match (sessions.get_mut(client_id), PacketId::new(id)) {
+                (Some(session), Some(id)) => session.inbound_qos2.push(id),
+                _ => gone.push((client_id.to_owned(), id)),
+            }
+        }
+        for (client_id, id) in &gone {
+            table
+                .remove((client_id.as_str(), *id))
+                .map_err(|e| storage(e.into()))?;
+        }
+        dropped.inbound = gone.len();
+    }
+    {
+        let mut table = txn.open_table(RETAINED).map_err(open_err("retained"))?;
+        let mut expired = Vec::new();
+        for row in table.iter().map_err(|e| storage(e.into()))? {
+            let (key, value) = row.map_err(|e| storage(e.into()))?;
+            let topic = key.value();
+            let message = format::decode_message(value.value())
+                .map_err(|e| corrupt("retained", format!("{topic:?}"), e))?;
+            if message.is_expired(now) {
+                expired.push(topic.to_owned());
+            } else {
+                retained.push(message);
+            }
+        }
+        for topic in &expired {
+            table
+                .remove(topic.as_str())
+                .map_err(|e| storage(e.into()))?;
+        }
+        dropped.retained = expired.len();
+    }
+    txn.commit().map_err(|e| storage(e.into()))?;
+    let Dropped {
+        sessions: s,
+        entries,
+        messages,
+        retained: r,
+        inbound,
+    } = dropped;
+    if s + entries + messages + r + inbound > 0 {
+        info!(
+            sessions = s,
+            queue_entries = entries,
+            messages,
+            retained = r,
+            inbound_ids = inbound,
+            "store: dropped expired or orphaned records at start-up"
+        );
+    }
+    Ok(State {
+        recovered: Recovered {
+            sessions: sessions.into_values().collect(),
+            retained,
+        },
+        refcounts,
+        next_message_id,
+    })
+}
+
+/// True when the messages table holds `id` (an expired message does; a missing one does not).
+fn table_has(
+    table: &redb::Table<'_, u64, &[u8]>,
+    id: u64,
+    storage: &impl Fn(redb::Error) -> StoreError,
+) -> Result<bool, StoreError> {
+    Ok(table.get(id).map_err(|e| storage(e.into()))?.is_some())
+}

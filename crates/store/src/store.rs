@@ -1,0 +1,361 @@
+//! [`Store`]: the handle the broker holds. It queues ops for the writer thread and tells which
+//! batches are durable.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Instant, SystemTime};
+
+use tokio::sync::watch;
+
+use crate::backend::Control;
+use crate::error::StoreError;
+use crate::record::{Op, Recovered};
+use crate::tables::{self, FILE_NAME};
+use crate::writer::Writer;
+use crate::{Policy, recover};
+
+/// The batch an op went into. Tickets grow with every batch; `Ticket(0)` is always durable.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub struct Ticket(pub u64);
+
+/// Counters for `/metrics`, since open.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// Batches committed (one write transaction each).
+    pub batches: u64,
+    /// Ops of committed batches that were applied.
+    pub ops_written: u64,
+    /// Ops of committed batches that coalescing made unnecessary: an Enqueue and its Dequeue in
+    /// one batch (two ops), an UpdateEntry folded into its Enqueue, a PutMessage no entry needed
+    /// (or already stored). `ops_written + ops_cancelled` is every op committed.
+    pub ops_cancelled: u64,
+    /// Key and value bytes written.
+    pub bytes_written: u64,
+    /// Failed commit attempts (each is retried).
+    pub write_errors: u64,
+    /// True from a failed commit until a commit succeeds: nothing becomes durable meanwhile.
+    pub failing: bool,
+    /// The last write error, kept after recovery.
+    pub last_error: Option<String>,
+    /// Ops submitted and not yet taken into a batch. The store does not bound them: the broker
+    /// does, by acknowledging only durable changes (so each client's Receive Maximum caps what
+    /// it can add). Under `interval` and `never`, which acknowledge at once, this grows while
+    /// writes fail.
+    pub pending_ops: usize,
+}
+
+/// Ops waiting for the writer, and the ticket of the batch they will form.
+pub(crate) struct Pending {
+    pub(crate) ops: Vec<Op>,
+    /// The ticket of `ops`; the batch before it is taken or committed.
+    pub(crate) batch: u64,
+    /// When `ops` became non-empty.
+    pub(crate) since: Option<Instant>,
+    /// `close` was called: flush and stop.
+    pub(crate) closing: bool,
+}
+
+/// What the store handle and the writer thread share.
+pub(crate) struct Shared {
+    pub(crate) policy: Policy,
+    pub(crate) path: PathBuf,
+    pub(crate) pending: Mutex<Pending>,
+    /// Signals the writer: ops arrived, the batch is full, or closing.
+    pub(crate) wake: Condvar,
+    /// The highest durable ticket.
+    pub(crate) durable: watch::Sender<u64>,
+    pub(crate) stats: Mutex<StoreStats>,
+    pub(crate) control: Arc<Control>,
+}
+
+impl Shared {
+    /// Raises the durable ticket to `ticket` (never lowers it).
+    pub(crate) fn advance(&self, ticket: u64) {
+        self.durable.send_if_modified(|d| {
+            let raise = *d < ticket;
+            if raise {
+                *d = ticket;
+            }
+            raise
+        });
+    }
+}
+
+/// Locks, ignoring poisoning: every critical section leaves the data consistent.
+pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The durable store. Cheap to clone; every clone is the same store. Dropping the last clone
+/// closes it (see [`Store::close`]).
+#[derive(Clone)]
+pub struct Store {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    shared: Arc<Shared>,
+    next_message_id: AtomicU64,
+    writer: Mutex<Option<JoinHandle<()>>>,
+}
+
+impl Drop for Inner {
+    fn drop(&mut self) {
+        close(&self.shared, &self.writer);
+    }
+}
+
+impl std::fmt::Debug for Store {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Store")
+            .field("path", &self.inner.shared.path)
+            .field("policy", &self.inner.shared.policy)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Store {
+    /// Opens or creates `<dir>/mqtt.redb` (creating `dir` if missing), returns what it holds and
+    /// starts the writer thread. A file that is not a redb database, is truncated or unreadable,
+    /// is another program's redb database, or holds a value that does not decode, is an error
+    /// naming the file; it is never replaced. The file is locked while open: a second open of
+    /// the same directory fails.
+    pub fn open(dir: &Path, policy: Policy) -> Result<(Store, Recovered), StoreError> {
+        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+            path: dir.to_owned(),
+            source,
+        })?;
+        let path = dir.join(FILE_NAME);
+        let control = Arc::new(Control::default());
+        let db = tables::open_database(&path, &control).map_err(|reason| StoreError::Open {
+            path: path.clone(),
+            reason,
+        })?;
+        let state = recover::recover(&db, &path, SystemTime::now())?;
+        let shared = Arc::new(Shared {
+            policy,
+            path,
+            pending: Mutex::new(Pending {
+                ops: Vec::new(),
+                batch: 1,
+                since: None,
+                closing: false,
+            }),
+            wake: Condvar::new(),
+            durable: watch::Sender::new(0),
+            stats: Mutex::new(StoreStats::default()),
+            control,
+        });
+        let writer = Writer::new(Arc::clone(&shared), db, state.refcounts);
+        let handle = std::thread::Builder::new()
+            .name("store-writer".to_owned())
+            .spawn(move || writer.run())
+            .map_err(StoreError::Spawn)?;
+        let store = Store {
+            inner: Arc::new(Inner {
+                shared,
+                next_message_id: AtomicU64::new(state.next_message_id),
+                writer: Mutex::new(Some(handle)),
+            }),
+        };
+        Ok((store, state.recovered))
+    }
+
+    /// Queues ops for the next batch and returns its ticket; never waits for I/O (it takes a
+    /// lock held only to append or swap the buffer). Ops of one call always land in the same
+    /// batch, in order. With no ops it returns the previous batch's ticket. After
+    /// [`close`](Self::close) ops are dropped and the ticket never becomes durable.
+    pub fn submit(&self, ops: impl IntoIterator<Item = Op>) -> Ticket {
+        let shared = &self.inner.shared;
+        let mut pending = lock(&shared.pending);
+        let ticket = pending.batch;
+        if pending.closing {
+            return Ticket(ticket);
+        }
+        let before = pending.ops.len();
+        pending.ops.extend(ops);
+        let after = pending.ops.len();
+        if after == before {
+            return Ticket(ticket - 1);
+        }
+        if before == 0 {
+            pending.since = Some(Instant::now());
+        }
+        let full = match shared.policy {
+            Policy::Batch { max_size, .. } => before < max_size && after >= max_size,
+            _ => false,
+        };
+        drop(pending);
+        // The writer sleeps only while nothing is pending, or while a batch collects.
+        if before == 0 || full {
+            shared.wake.notify_one();
+        }
+        if !shared.policy.acks_wait() {
+            shared.advance(ticket);
+        }
+        Ticket(ticket)
+    }
+
+    /// [`submit`](Self::submit) for one op.
+    pub fn submit_one(&self, op: Op) -> Ticket {
+        self.submit([op])
+    }
+
+    /// The highest durable ticket. Under [`Policy::Interval`] and [`Policy::Never`] every
+    /// submitted ticket counts as durable at once: acknowledgements do not wait.
+    pub fn durable(&self) -> Ticket {
+        Ticket(*self.inner.shared.durable.borrow())
+    }
+
+    /// A receiver of the durable ticket, which changes whenever it advances, for a task to
+    /// `select!` on.
+    pub fn watch(&self) -> watch::Receiver<u64> {
+        self.inner.shared.durable.subscribe()
+    }
+
+    /// Waits until `ticket` is durable. While writes fail this waits until they succeed again;
+    /// a ticket submitted after [`close`](Self::close) never becomes durable.
+    pub async fn wait(&self, ticket: Ticket) {
+        let mut rx = self.watch();
+        // The sender lives as long as `self`: this ends only when the ticket is durable.
+        let _ = rx.wait_for(|&d| d >= ticket.0).await;
+    }
+
+    /// A fresh message id: above every id stored when the store was opened, never repeated.
+    pub fn next_message_id(&self) -> u64 {
+        self.inner.next_message_id.fetch_add(1, Ordering::Relaxed)
+    }
+
+    /// Writes everything pending, syncs, and stops the writer, blocking until it has (call it
+    /// from `spawn_blocking` or after the runtime stops). While writes fail it retries a few
+    /// times more, then gives up and logs what was not written. Later calls, and drops, do
+    /// nothing.
+    pub fn close(&self) {
+        close(&self.inner.shared, &self.inner.writer);
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> StoreStats {
+        let pending_ops = lock(&self.inner.shared.pending).ops.len();
+        StoreStats {
+            pending_ops,
+            ..lock(&self.inner.shared.stats).clone()
+        }
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.inner.shared.path
+    }
+
+    /// The policy it runs with.
+    pub fn policy(&self) -> Policy {
+        self.inner.shared.policy
+    }
+
+    #[cfg(test)]
+    pub(crate) fn control(&self) -> &Control {
+        &self.inner.shared.control
+    }
+}
+
+fn close(shared: &Shared, writer: &Mutex<Option<JoinHandle<()>>>) {
+    lock(&shared.pending).closing = true;
+    shared.wake.notify_all();
+    if let Some(handle) = lock(writer).take() {
+        // A panic in the writer was already reported by the panic hook.
+        let _ = handle.join();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::atomic::Ordering;
+    use std::time::Duration;
+
+    use super::*;
+    use crate::record::{SessionExpiry, SessionRecord};
+
+    fn session(client_id: &str) -> Op {
+        Op::PutSession(Box::new(SessionRecord {
+            client_id: client_id.to_owned(),
+            expiry: SessionExpiry::Never,
+            disconnected_at: None,
+            subscriptions: Vec::new(),
+            will: None,
+            username: None,
+        }))
+    }
+
+    #[test]
+    fn store_and_ops_cross_threads() {
+        fn send_sync<T: Send + Sync>() {}
+        send_sync::<Store>();
+        send_sync::<Op>();
+    }
+
+    #[tokio::test]
+    async fn failed_writes_are_retried_and_never_reported_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), Policy::Always).unwrap();
+        let first = store.submit_one(session("before"));
+        store.wait(first).await;
+
+        // A full disk: every write fails.
+        store.control().fail_writes.store(true, Ordering::Relaxed);
+        let errors = async |n| {
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while store.stats().write_errors < n {
+                assert!(Instant::now() < deadline, "{:?}", store.stats());
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+        };
+        let ticket = store.submit_one(session("during"));
+        errors(1).await;
+        let later = store.submit_one(session("queued meanwhile"));
+        errors(2).await;
+        let stats = store.stats();
+        assert!(stats.failing);
+        assert_eq!(stats.pending_ops, 1, "the next batch waits");
+        assert!(stats.last_error.is_some());
+        assert_eq!(store.durable(), first, "nothing failed is reported durable");
+
+        // Space returns: the same batch commits, then the next.
+        store.control().fail_writes.store(false, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(10), store.wait(later))
+            .await
+            .expect("durable once writes succeed");
+        assert!(store.durable() >= ticket);
+        let stats = store.stats();
+        assert!(!stats.failing);
+        assert!(stats.last_error.is_some(), "kept for /metrics");
+        store.close();
+
+        let (_, recovered) = Store::open(dir.path(), Policy::Always).unwrap();
+        let ids: Vec<_> = recovered
+            .sessions
+            .iter()
+            .map(|s| s.record.client_id.as_str())
+            .collect();
+        assert_eq!(ids, ["before", "during", "queued meanwhile"]);
+    }
+
+    #[tokio::test]
+    async fn close_while_writes_fail_gives_up_without_reporting_durable() {
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), Policy::Always).unwrap();
+        store.control().fail_writes.store(true, Ordering::Relaxed);
+        let ticket = store.submit_one(session("lost"));
+        let start = Instant::now();
+        store.close();
+        assert!(start.elapsed() < Duration::from_secs(10));
+        assert!(store.durable() < ticket);
+        let attempts = crate::writer::ATTEMPTS_WHEN_CLOSING;
+        assert!(store.stats().write_errors >= u64::from(attempts));
+        store.control().fail_writes.store(false, Ordering::Relaxed);
+        let (_, recovered) = Store::open(dir.path(), Policy::Always).unwrap();
+        assert!(recovered.sessions.is_empty());
+    }
+}

@@ -1,0 +1,192 @@
+//! The writer thread: takes the pending ops as one batch when the policy says so, commits it in
+//! one write transaction, then publishes its ticket as durable. Failed commits are retried with
+//! backoff, and nothing is reported durable until its batch has committed.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use redb::{Database, Durability};
+use tracing::{error, info};
+
+use crate::Policy;
+use crate::batch::Batch;
+use crate::record::Op;
+use crate::store::{Shared, lock};
+use crate::tables;
+
+/// The first wait after a failed commit; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(100);
+/// The longest wait between attempts.
+const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// Attempts made for a batch after `close` before giving it up.
+pub(crate) const ATTEMPTS_WHEN_CLOSING: u32 = 3;
+
+/// The writer's state; it runs on its own thread because redb blocks.
+pub(crate) struct Writer {
+    shared: Arc<Shared>,
+    /// `None` after a failure: redb refuses every operation after an I/O error until the
+    /// database is opened again.
+    db: Option<Database>,
+    /// Message id -> queue entries referring to it, as committed.
+    refcounts: HashMap<u64, u32>,
+    /// When the last batch committed (for [`Policy::Interval`]).
+    last_commit: Instant,
+}
+
+impl Writer {
+    pub(crate) fn new(shared: Arc<Shared>, db: Database, refcounts: HashMap<u64, u32>) -> Self {
+        Self {
+            shared,
+            db: Some(db),
+            refcounts,
+            last_commit: Instant::now(),
+        }
+    }
+
+    /// Runs until `close`, then flushes and syncs.
+    pub(crate) fn run(mut self) {
+        if self.shared.policy == Policy::Never {
+            self.shared.control.set_skip_sync(true);
+        }
+        while let Some((ops, ticket, closing)) = self.next_batch() {
+            if !self.commit(&Batch::coalesce(ops), ticket, closing) {
+                break;
+            }
+        }
+        // Nothing is pending. Closing the database (dropping `self`) syncs the file, which
+        // covers what `never` left unsynced, and marks the shutdown clean.
+        self.shared.control.set_skip_sync(false);
+    }
+
+    /// Waits until the policy says the pending ops form a batch, and takes them with their
+    /// ticket; `None` once closing with nothing pending.
+    fn next_batch(&mut self) -> Option<(Vec<Op>, u64, bool)> {
+        let shared = Arc::clone(&self.shared);
+        let mut pending = lock(&shared.pending);
+        loop {
+            let now = Instant::now();
+            let due = if pending.ops.is_empty() {
+                if pending.closing {
+                    return None;
+                }
+                None
+            } else if pending.closing {
+                Some(now)
+            } else {
+                match shared.policy {
+                    Policy::Always | Policy::Never => Some(now),
+                    Policy::Batch {
+                        max_delay,
+                        max_size,
+                    } => {
+                        let since = pending.since.unwrap_or(now);
+                        if pending.ops.len() >= max_size {
+                            Some(now)
+                        } else {
+                            Some(since + max_delay)
+                        }
+                    }
+                    Policy::Interval(every) => Some(self.last_commit + every),
+                }
+            };
+            pending = match due {
+                Some(due) if due <= now => {
+                    let ops = std::mem::take(&mut pending.ops);
+                    let ticket = pending.batch;
+                    pending.batch += 1;
+                    pending.since = None;
+                    return Some((ops, ticket, pending.closing));
+                }
+                Some(due) => shared
+                    .wake
+                    .wait_timeout(pending, due - now)
+                    .map_or_else(|poisoned| poisoned.into_inner().0, |(guard, _)| guard),
+                None => shared
+                    .wake
+                    .wait(pending)
+                    .unwrap_or_else(std::sync::PoisonError::into_inner),
+            };
+        }
+    }
+
+    /// Commits `batch` as `ticket`, retrying until it succeeds, then publishes the ticket. When
+    /// closing it gives up after a few attempts and returns false: the writer then stops, as a
+    /// later ticket published would count this one durable too.
+    fn commit(&mut self, batch: &Batch, ticket: u64, closing: bool) -> bool {
+        let mut backoff = FIRST_BACKOFF;
+        let mut attempts = 0;
+        loop {
+            attempts += 1;
+            match self.try_commit(batch) {
+                Ok(applied) => {
+                    for (id, refs) in applied.refcounts {
+                        if refs == 0 {
+                            self.refcounts.remove(&id);
+                        } else {
+                            self.refcounts.insert(id, refs);
+                        }
+                    }
+                    self.last_commit = Instant::now();
+                    {
+                        let mut stats = lock(&self.shared.stats);
+                        if stats.failing {
+                            info!(path = %self.shared.path.display(), "store: writes succeed again");
+                        }
+                        stats.failing = false;
+                        stats.batches += 1;
+                        stats.ops_written += applied.written;
+                        stats.ops_cancelled += applied.cancelled;
+                        stats.bytes_written += applied.bytes;
+                    }
+                    self.shared.advance(ticket);
+                    return true;
+                }
+                Err(e) => {
+                    // redb refuses everything after an I/O error: open the file again next time.
+                    self.db = None;
+                    error!(path = %self.shared.path.display(), error = %e, ops = batch.len(),
+                        retry_in_ms = backoff.as_millis() as u64,
+                        "store: commit failed; nothing more is acknowledged until it succeeds");
+                    {
+                        let mut stats = lock(&self.shared.stats);
+                        stats.failing = true;
+                        stats.write_errors += 1;
+                        stats.last_error = Some(e);
+                    }
+                    // `close` may have come while this batch was failing.
+                    let closing = closing || lock(&self.shared.pending).closing;
+                    if closing && attempts >= ATTEMPTS_WHEN_CLOSING {
+                        let pending = lock(&self.shared.pending).ops.len();
+                        error!(path = %self.shared.path.display(), ops = batch.len() + pending as u64,
+                            "store: closing while writes fail; ops not written");
+                        return false;
+                    }
+                    std::thread::sleep(backoff);
+                    backoff = (backoff * 2).min(MAX_BACKOFF);
+                }
+            }
+        }
+    }
+
+    fn try_commit(&mut self, batch: &Batch) -> Result<crate::batch::Applied, String> {
+        if self.db.is_none() {
+            let db = tables::open_database(&self.shared.path, &self.shared.control)
+                .map_err(|e| format!("reopening: {e}"))?;
+            self.db = Some(db);
+        }
+        let db = self
+            .db
+            .as_ref()
+            .expect("the database was opened just above");
+        let mut txn = db.begin_write().map_err(|e| e.to_string())?;
+        // `Immediate` is redb's default; `never` turns the sync off in the backend instead.
+        txn.set_durability(Durability::Immediate)
+            .map_err(|e| e.to_string())?;
+        let applied = batch
+            .apply(&txn, &self.refcounts)
+            .map_err(|e| e.to_string())?;
+        txn.commit().map_err(|e| e.to_string())?;
+        Ok(applied)
+    }
+}
