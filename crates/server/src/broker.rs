@@ -237,7 +237,7 @@ impl Shared {
     }
 
     /// Submits `ops` to the durable store; the ticket to wait for, 0 without a store.
-    pub fn submit(&self, ops: impl IntoIterator<Item = store::Op>) -> u64 {
+    pub fn submit<const N: usize>(&self, ops: [store::Op; N]) -> u64 {
         self.persist.as_ref().map_or(0, |p| p.submit(ops))
     }
 
@@ -245,7 +245,7 @@ impl Shared {
     pub fn durable(&self) -> u64 {
         self.persist
             .as_ref()
-            .map_or(u64::MAX, |p| p.store.durable().0)
+            .map_or(u64::MAX, |p| p.store.durable())
     }
 
     fn may_read(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {

@@ -38,6 +38,7 @@ use tracing::{debug, info, warn};
 
 pub use client_auth::{ClientAuth, ClientAuthSettings, ClientAuthStats, OCSP_TARGET, OcspSettings};
 pub use options::BrokerOptions;
+pub use persist::Storage;
 
 /// A broker: its shared state and the way to serve connections.
 #[derive(Debug, Clone)]
@@ -282,7 +283,7 @@ pub struct BrokerBuilder {
     options: BrokerOptions,
     access: Arc<dyn AccessControl>,
     client_auth: Option<Arc<ClientAuth>>,
-    store: Option<(store::Store, store::Recovered)>,
+    store: Option<(Arc<dyn Storage>, store::Recovered)>,
 }
 
 impl std::fmt::Debug for BrokerBuilder {
@@ -311,8 +312,13 @@ impl BrokerBuilder {
     /// Keeps persistent sessions, their queues and in-flight messages, and retained messages in
     /// `store` (opened with [`store::Store::open`]), starting from what it `recovered`.
     /// Acknowledgements wait for their changes to be durable, per the store's policy.
-    pub fn store(mut self, store: store::Store, recovered: store::Recovered) -> Self {
-        self.store = Some((store, recovered));
+    pub fn store(self, store: store::Store, recovered: store::Recovered) -> Self {
+        self.storage(Arc::new(store), recovered)
+    }
+
+    /// Like [`BrokerBuilder::store`], with any [`Storage`] implementation.
+    pub fn storage(mut self, storage: Arc<dyn Storage>, recovered: store::Recovered) -> Self {
+        self.store = Some((storage, recovered));
         self
     }
 

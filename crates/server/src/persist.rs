@@ -20,15 +20,71 @@ use store::{
 use crate::message::Message;
 use crate::session::{Awaiting, Expiry, SessionState};
 
-/// The durable store, when the broker has one.
-#[derive(Debug, Clone)]
+/// Where the broker keeps what must survive a restart: a log of changes ([`store::Op`]) with
+/// tickets. [`store::Store`] (redb, group commit) is the implementation the binary uses; another
+/// engine plugs in by implementing this and handing the broker what it recovered
+/// ([`BrokerBuilder::storage`](crate::BrokerBuilder::storage)).
+pub trait Storage: Send + Sync + 'static {
+    /// Queues changes for the next batch; returns the ticket of that batch. Must not block on
+    /// I/O: the broker calls it while holding a session lock.
+    fn submit(&self, ops: &mut dyn Iterator<Item = Op>) -> u64;
+    /// The highest ticket whose changes are durable.
+    fn durable(&self) -> u64;
+    /// Changes whenever [`Storage::durable`] advances.
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64>;
+    /// A message id never used before, also across restarts.
+    fn next_message_id(&self) -> u64;
+    /// Makes everything submitted durable and stops; blocking.
+    fn close(&self);
+    /// Counters for `/metrics`.
+    fn stats(&self) -> store::StoreStats;
+}
+
+impl Storage for Store {
+    fn submit(&self, ops: &mut dyn Iterator<Item = Op>) -> u64 {
+        Store::submit(self, ops).0
+    }
+
+    fn durable(&self) -> u64 {
+        Store::durable(self).0
+    }
+
+    fn watch(&self) -> tokio::sync::watch::Receiver<u64> {
+        Store::watch(self)
+    }
+
+    fn next_message_id(&self) -> u64 {
+        Store::next_message_id(self)
+    }
+
+    fn close(&self) {
+        Store::close(self);
+    }
+
+    fn stats(&self) -> store::StoreStats {
+        Store::stats(self)
+    }
+}
+
+/// The durable storage, when the broker has one.
+#[derive(Clone)]
 pub(crate) struct Persist {
-    pub store: Store,
+    pub store: Arc<dyn Storage>,
+}
+
+impl std::fmt::Debug for Persist {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Persist").finish_non_exhaustive()
+    }
 }
 
 impl Persist {
-    pub fn submit(&self, ops: impl IntoIterator<Item = Op>) -> u64 {
-        self.store.submit(ops).0
+    pub fn submit<const N: usize>(&self, ops: [Op; N]) -> u64 {
+        self.store.submit(&mut ops.into_iter())
+    }
+
+    pub fn submit_all(&self, ops: Vec<Op>) -> u64 {
+        self.store.submit(&mut ops.into_iter())
     }
 
     /// The store's form of `message`, built once per message and shared by every entry, with the
@@ -251,7 +307,7 @@ pub(crate) fn restore(shared: &crate::broker::Shared, recovered: store::Recovere
         });
     }
     if let Some(persist) = &shared.persist {
-        persist.submit(rewrite);
+        persist.submit_all(rewrite);
     }
     offline
 }
