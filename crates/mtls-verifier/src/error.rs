@@ -59,7 +59,7 @@ pub enum OcspError {
     /// Neither the client's chain nor the CA bundle holds the issuer (a config fault or a chain
     /// the handshake did not verify).
     #[error(
-        "issuer {issuer:?} of the client certificate is neither in its chain nor in the CA bundle"
+        "no certificate named {issuer:?} that signed the client certificate is in its chain or in the CA bundle"
     )]
     NoIssuer {
         /// The issuer name, RFC 4514 form.

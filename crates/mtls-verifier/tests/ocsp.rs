@@ -208,6 +208,42 @@ async fn revoked_client_is_revoked_and_then_fails_the_handshake() {
     );
 }
 
+/// A self-signed CA certificate with the test root's exact name but a key of its own.
+fn forged_root() -> CertificateDer<'static> {
+    let mut params = rcgen::CertificateParams::default();
+    params.distinguished_name = rcgen::DistinguishedName::new();
+    params
+        .distinguished_name
+        .push(rcgen::DnType::OrganizationName, "harper-mqtt test");
+    params
+        .distinguished_name
+        .push(rcgen::DnType::CommonName, "harper-mqtt test root CA");
+    params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+    let key = rcgen::KeyPair::generate().expect("a key");
+    params.self_signed(&key).expect("self-signed").der().clone()
+}
+
+#[tokio::test]
+async fn a_certificate_named_like_the_issuer_in_the_client_chain_is_not_taken_for_it() {
+    if !have_openssl("a_certificate_named_like_the_issuer_in_the_client_chain_is_not_taken_for_it")
+    {
+        return;
+    }
+    let pki = pki_for(free_port());
+    let responder = Responder::start(&pki);
+    let checker = checker(&pki, CHECK_TIMEOUT);
+    // The revoked client appends a forged "root": the check must still use the real one.
+    let mut revoked = chain(&pki.revoked);
+    revoked.push(forged_root());
+    revoked.insert(1, forged_root());
+    assert_eq!(
+        checker.check(&revoked).await,
+        Ok(Status::Revoked),
+        "{}",
+        responder.stderr()
+    );
+}
+
 #[tokio::test]
 async fn response_from_a_responder_the_issuer_did_not_authorize_is_rejected() {
     if !have_openssl("response_from_a_responder_the_issuer_did_not_authorize_is_rejected") {

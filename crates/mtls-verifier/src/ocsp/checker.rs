@@ -156,7 +156,7 @@ impl OcspChecker {
         if let Some(status) = self.cache.lookup(&key) {
             return self.hit(status);
         }
-        let issuer_der = self.issuer_of(&leaf, &chain[1..])?;
+        let issuer_der = self.issuer_of(leaf_der, &leaf, &chain[1..])?;
         let url = ocsp_url(leaf_der)?;
         tokio::time::timeout(
             self.timeout,
@@ -197,17 +197,29 @@ impl OcspChecker {
         Ok(status)
     }
 
+    /// The certificate that issued `leaf`: named as its issuer and holding the key that signed
+    /// it. The CA bundle is searched before the client's own certificates, and a name alone
+    /// never suffices: a client could append a certificate named like its CA, whose key would
+    /// then anchor the CertID and the response signature.
     fn issuer_of(
         &self,
+        leaf_der: &[u8],
         leaf: &Certificate,
         intermediates: &[CertificateDer<'_>],
     ) -> Result<CertificateDer<'static>, OcspError> {
         let wanted = &leaf.tbs_certificate.issuer;
-        intermediates
+        let (_, parsed_leaf) =
+            X509Certificate::from_der(leaf_der).map_err(OcspError::certificate)?;
+        self.cas
             .iter()
-            .chain(self.cas.iter())
+            .chain(intermediates.iter())
             .find(|candidate| {
                 Certificate::from_der(candidate).is_ok_and(|c| &c.tbs_certificate.subject == wanted)
+                    && X509Certificate::from_der(candidate).is_ok_and(|(_, issuer)| {
+                        parsed_leaf
+                            .verify_signature(Some(issuer.public_key()))
+                            .is_ok()
+                    })
             })
             .map(|der| der.clone().into_owned())
             .ok_or_else(|| OcspError::NoIssuer {
