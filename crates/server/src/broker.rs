@@ -91,6 +91,8 @@ pub(crate) struct Shared {
     pub client_auth: Option<Arc<crate::client_auth::ClientAuth>>,
     /// The durable store, when on.
     pub persist: Option<crate::persist::Persist>,
+    /// Held while a retained message is written to the store and to memory.
+    pub retain_order: Mutex<()>,
     /// Recovered offline sessions whose expiry and owed wills start running when serving does.
     pub offline: Mutex<Vec<crate::persist::Offline>>,
     pub started: Instant,
@@ -125,6 +127,7 @@ impl Shared {
             client_auth,
             persist: None,
             offline: Mutex::new(Vec::new()),
+            retain_order: Mutex::new(()),
             started: Instant::now(),
         }
     }
@@ -154,6 +157,11 @@ impl Shared {
         };
         // `$SYS` topics are made again every few seconds: not worth a write.
         let durable = !message.topic.as_str().starts_with("$SYS/");
+        // Store and memory apply concurrent changes of one topic in the same order.
+        let _order = self
+            .retain_order
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let ticket = self.persist.as_ref().filter(|_| durable).map_or(0, |p| {
             p.submit([store::Op::Retain {
                 topic: message.topic.clone(),
@@ -207,6 +215,7 @@ impl Shared {
                 retain: first.options.retain_as_published && message.retain,
                 subscription_ids: ids,
                 seq: 0,
+                redelivery: false,
             };
             let (queued, t) = self.deliver(&first.session, delivery);
             if queued {
@@ -239,6 +248,11 @@ impl Shared {
     /// Submits `ops` to the durable store; the ticket to wait for, 0 without a store.
     pub fn submit<const N: usize>(&self, ops: [store::Op; N]) -> u64 {
         self.persist.as_ref().map_or(0, |p| p.submit(ops))
+    }
+
+    /// [`Shared::submit`] for a list of changes.
+    pub fn submit_all(&self, ops: Vec<store::Op>) -> u64 {
+        self.persist.as_ref().map_or(0, |p| p.submit_all(ops))
     }
 
     /// The highest durable ticket (`u64::MAX` without a store: everything is).

@@ -22,13 +22,16 @@ use transport::rustls::pki_types::CertificateDer;
 use crate::broker::Shared;
 use crate::index::Subscriber;
 use crate::message::{Delivery, Message};
-use crate::session::{Awaiting, Eviction, Expiry, Outbound, Session, Subscription};
+use crate::session::{Awaiting, Eviction, Expiry, Outbound, Session, SessionState, Subscription};
 
 /// Bytes encoded into the write buffer before it is written out, so a long queue does not
 /// build one huge buffer.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Read buffers larger than this are released when they empty.
 const READ_KEEP: usize = 16 * 1024;
+/// Packets a connection holds for the durable store at most before it stops reading from its
+/// client and taking messages from its session's queue.
+const HELD_LIMIT: usize = 1024;
 
 /// How a connection ended; decides what happens to the will and the session.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -365,12 +368,17 @@ impl Connection {
                 will,
                 identity.user.as_deref(),
             );
-            match record {
-                Some(record) if shared.persist.is_some() => {
+            match (record, &shared.persist) {
+                (Some(record), Some(persist)) => {
+                    let mut ops = vec![store::Op::PutSession(Box::new(record))];
+                    if !state.stored {
+                        // A session that becomes persistent stores what it already holds.
+                        crate::persist::adopt(persist, &client_id, &mut state, &mut ops);
+                    }
                     state.stored = true;
-                    connack_ticket = shared.submit([store::Op::PutSession(Box::new(record))]);
+                    connack_ticket = connack_ticket.max(shared.submit_all(ops));
                 }
-                None if state.stored => {
+                (None, _) if state.stored => {
                     state.stored = false;
                     connack_ticket = shared.submit([store::Op::DeleteSession {
                         client_id: client_id.to_string(),
@@ -485,7 +493,9 @@ impl Connection {
                     let _ = self.flush(stream).await;
                     return Close::TakenOver;
                 }
-                read = tokio::time::timeout_at(deadline, stream.read_buf(&mut self.rbuf)) => {
+                // With too much held for the store, stop reading: the client waits, memory does
+                // not grow.
+                read = tokio::time::timeout_at(deadline, stream.read_buf(&mut self.rbuf)), if self.held.len() < HELD_LIMIT => {
                     match read {
                         Err(_) => {
                             info!("keep alive expired; closing");
@@ -627,8 +637,8 @@ impl Connection {
                 let mut ticket = 0;
                 let known = {
                     let mut state = self.session.lock();
-                    let known = state.inbound_qos2.remove(&r.packet_id);
-                    if known && state.stored {
+                    let known = state.inbound_qos2.remove(&r.packet_id).is_some();
+                    if known && self.owns_stored(&state) {
                         ticket = self.shared.submit([store::Op::InboundRemove {
                             client_id: self.client_id.clone(),
                             packet_id: r.packet_id,
@@ -738,7 +748,9 @@ impl Connection {
                 let mut ticket = 0;
                 let duplicate = {
                     let mut state = self.session.lock();
-                    if state.inbound_qos2.contains(&id) {
+                    if let Some(&first) = state.inbound_qos2.get(&id) {
+                        // Acknowledged no sooner than the first copy.
+                        ticket = first;
                         true
                     } else if state.inbound_qos2.len()
                         >= usize::from(self.shared.options.receive_maximum.get())
@@ -750,8 +762,8 @@ impl Connection {
                         );
                     } else {
                         if reason == ReasonCode::Success {
-                            state.inbound_qos2.insert(id);
-                            if state.stored {
+                            state.inbound_qos2.insert(id, 0);
+                            if self.owns_stored(&state) {
                                 ticket = self.shared.submit([store::Op::InboundAdd {
                                     client_id: self.client_id.clone(),
                                     packet_id: id,
@@ -767,6 +779,9 @@ impl Connection {
                     ticket = ticket.max(t);
                     if delivered == 0 && v5 {
                         reason = ReasonCode::NoMatchingSubscribers;
+                    }
+                    if let Some(t) = self.session.lock().inbound_qos2.get_mut(&id) {
+                        *t = ticket;
                     }
                 }
                 let mut rec = PubRec::new(id);
@@ -814,7 +829,7 @@ impl Connection {
                     // A PUBREL must not go out before its state is on disk: after a crash the
                     // broker would resend the PUBLISH, which the client, done with the id, would
                     // take for a new message.
-                    let ticket = if seq == 0 {
+                    let ticket = if seq == 0 || !self.owns_stored(&state) {
                         0
                     } else {
                         self.shared.submit([store::Op::UpdateEntry {
@@ -829,7 +844,7 @@ impl Connection {
                 } else {
                     // A failure PUBREC ends the flow (§4.3.3).
                     state.outbound.remove(i);
-                    self.dequeue_stored(seq);
+                    self.dequeue_stored(&state, seq);
                 }
             }
             Some(_) => {}
@@ -848,14 +863,20 @@ impl Connection {
             && state.outbound[i].state == expected
             && let Some(done) = state.outbound.remove(i)
         {
-            self.dequeue_stored(done.delivery.seq);
+            self.dequeue_stored(&state, done.delivery.seq);
         }
+    }
+
+    /// Whether this connection may change the session's stored state: the store holds the
+    /// session and no newer connection took it over.
+    fn owns_stored(&self, state: &SessionState) -> bool {
+        state.stored && state.generation == self.generation
     }
 
     /// Removes a finished or dropped delivery from the durable store (no acknowledgement waits
     /// for it).
-    fn dequeue_stored(&self, seq: u64) {
-        if seq != 0 {
+    fn dequeue_stored(&self, state: &SessionState, seq: u64) {
+        if seq != 0 && self.owns_stored(state) {
             self.shared.submit([store::Op::Dequeue {
                 client_id: self.client_id.clone(),
                 seq,
@@ -867,7 +888,7 @@ impl Connection {
     /// session that ends now leaves the store.
     fn store_disconnect(&self, will: Option<store::WillRecord>) {
         let mut state = self.session.lock();
-        if !state.stored {
+        if !self.owns_stored(&state) {
             return;
         }
         let op = match crate::persist::session_record(
@@ -896,7 +917,7 @@ impl Connection {
         }
         let will = self.will.as_ref().map(will_record);
         let state = self.session.lock();
-        if !state.stored {
+        if !self.owns_stored(&state) {
             return 0;
         }
         match crate::persist::session_record(
@@ -997,6 +1018,7 @@ impl Connection {
                     subscription_ids: sub_id.into_iter().collect(),
                     message,
                     seq: 0,
+                    redelivery: false,
                 };
                 self.shared.deliver(&self.session, delivery);
             }
@@ -1046,11 +1068,20 @@ impl Connection {
                     "session expiry raised from 0 at DISCONNECT [MQTT-3.14.2-2]",
                 );
             }
-            self.session.lock().expiry = match secs {
+            let mut expiry = match secs {
                 0 => Expiry::OnClose,
                 u32::MAX => Expiry::Never,
                 s => Expiry::After(Duration::from_secs(u64::from(s))),
             };
+            // The broker's cap applies here as at CONNECT.
+            if let Some(cap) = self.shared.options.max_session_expiry {
+                expiry = match expiry {
+                    Expiry::Never => Expiry::After(cap),
+                    Expiry::After(d) if d > cap => Expiry::After(cap),
+                    other => other,
+                };
+            }
+            self.session.lock().expiry = expiry;
         }
         debug!(reason = ?d.reason_code, "client disconnected");
         if d.reason_code == ReasonCode::DisconnectWithWillMessage {
@@ -1122,6 +1153,9 @@ impl Connection {
             if self.wbuf.len() >= WRITE_CHUNK {
                 return true;
             }
+            if self.held.len() >= HELD_LIMIT {
+                break;
+            }
             if front.qos != QoS::AtMostOnce && state.outbound.len() >= window {
                 break;
             }
@@ -1129,11 +1163,13 @@ impl Connection {
                 break;
             };
             if delivery.message.is_expired(now) {
-                self.dequeue_stored(delivery.seq);
+                self.dequeue_stored(&state, delivery.seq);
                 continue;
             }
             let id = (delivery.qos != QoS::AtMostOnce).then(|| state.allocate_packet_id());
             let mut publish = self.build_publish(&delivery, id, now);
+            // Recovered from the store, it may have been sent before the restart.
+            publish.dup = delivery.redelivery && id.is_some();
             // [MQTT-3.1.2-24]: never send a packet larger than the client accepts; drop it as
             // if delivered.
             let packet = Packet::Publish(publish);
@@ -1150,7 +1186,7 @@ impl Connection {
                     .stats
                     .messages_dropped
                     .fetch_add(1, Ordering::Relaxed);
-                self.dequeue_stored(delivery.seq);
+                self.dequeue_stored(&state, delivery.seq);
                 continue;
             }
             self.apply_outbound_alias(&mut publish);
@@ -1158,7 +1194,7 @@ impl Connection {
             // disk: resent after a crash under another id, the client would take it for a new
             // message.
             let mut ticket = 0;
-            if let (Some(packet_id), true) = (id, delivery.seq != 0) {
+            if let (Some(packet_id), true) = (id, delivery.seq != 0 && self.owns_stored(&state)) {
                 let (entry_state, gated) = if delivery.qos == QoS::AtLeastOnce {
                     (store::EntryState::AwaitingPubAck, false)
                 } else {
@@ -1269,11 +1305,13 @@ impl Connection {
                 let identity = self.identity.clone();
                 let client_id = self.client_id.clone();
                 let generation = self.generation;
+                let disconnected_at = std::time::SystemTime::now();
                 tokio::spawn(async move {
                     tokio::time::sleep(Duration::from_secs(delay)).await;
                     // [MQTT-3.1.3-9]: a reconnect within the delay cancels the will.
                     if session.lock().generation == generation {
                         publish_will(&shared, &identity, &client_id, will, session.id);
+                        will_sent(&shared, &session, generation, &identity, disconnected_at);
                     }
                 });
             }
@@ -1323,8 +1361,11 @@ fn attach(
             if clean_start {
                 // The old connection must stop draining a session that no longer exists.
                 state.generation += 1;
+                let next_seq = state.next_seq;
                 drop(state);
                 let fresh = Session::new(client_id.clone(), expiry);
+                // Store positions are never reused for one client id, even across sessions.
+                fresh.lock().next_seq = next_seq;
                 sessions.insert(client_id.clone(), fresh.clone());
                 discarded = Some(old);
                 (fresh, false)
@@ -1394,6 +1435,7 @@ pub(crate) async fn run_offline(shared: Arc<Shared>, offline: crate::persist::Of
         identity,
         ends_in,
         will,
+        disconnected_at,
     } = offline;
     let generation = session.lock().generation;
     let attached = |session: &Session| {
@@ -1419,10 +1461,35 @@ pub(crate) async fn run_offline(shared: Arc<Shared>, offline: crate::persist::Of
             shared.retain(&message);
             shared.route(&message);
         }
+        will_sent(&shared, &session, generation, &identity, disconnected_at);
     }
-    if let Some(end) = ends_in {
-        tokio::time::sleep_until(started + end).await;
+    if let Some(end) = ends_in.and_then(|end| started.checked_add(end)) {
+        tokio::time::sleep_until(end).await;
         end_session(&shared, &session, generation);
+    }
+}
+
+/// After a delayed will went out: the stored session no longer owes it, so a restart does not
+/// send it again.
+fn will_sent(
+    shared: &Shared,
+    session: &Session,
+    generation: u64,
+    identity: &Identity,
+    disconnected_at: std::time::SystemTime,
+) {
+    let state = session.lock();
+    if !state.stored || state.generation != generation || state.is_connected() {
+        return;
+    }
+    if let Some(record) = crate::persist::session_record(
+        &session.client_id,
+        &state,
+        Some(disconnected_at),
+        None,
+        identity.user.as_deref(),
+    ) {
+        shared.submit([store::Op::PutSession(Box::new(record))]);
     }
 }
 

@@ -55,4 +55,7 @@ pub(crate) struct Delivery {
     /// The entry's position in the durable store's queue of the session; 0 when not stored
     /// (QoS 0, a session that is not persistent, or no store).
     pub seq: u64,
+    /// Recovered from the store as not yet sent: it may have been sent before the restart, so it
+    /// goes out with DUP.
+    pub redelivery: bool,
 }

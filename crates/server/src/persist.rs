@@ -109,12 +109,13 @@ pub(crate) fn wall_clock(at: Instant) -> SystemTime {
     }
 }
 
-/// The monotonic instant of a wall-clock time (already passed times map to now).
-pub(crate) fn monotonic(at: SystemTime) -> Instant {
+/// The monotonic instant of a wall-clock time (already passed times map to now); `None` for
+/// a time too far ahead to represent, which then never comes.
+pub(crate) fn monotonic(at: SystemTime) -> Option<Instant> {
     let left = at
         .duration_since(SystemTime::now())
         .unwrap_or(Duration::ZERO);
-    Instant::now() + left
+    Instant::now().checked_add(left)
 }
 
 pub(crate) fn record_of(message: &Message) -> MessageRecord {
@@ -137,7 +138,7 @@ pub(crate) fn message_of(id: u64, record: &Arc<MessageRecord>) -> Message {
         qos: record.qos,
         retain: record.retain,
         properties: record.properties.clone(),
-        expires_at: record.expires_at.map(monotonic),
+        expires_at: record.expires_at.and_then(monotonic),
         origin: 0,
         stored: std::sync::OnceLock::new(),
     };
@@ -187,6 +188,59 @@ pub(crate) fn session_record(
     })
 }
 
+/// The changes that store what a session already holds when it becomes persistent: its queued
+/// and in-flight QoS 1/2 messages and its inbound QoS 2 ids.
+pub(crate) fn adopt(
+    persist: &Persist,
+    client_id: &Arc<str>,
+    state: &mut SessionState,
+    ops: &mut Vec<Op>,
+) {
+    let SessionState {
+        queue,
+        outbound,
+        next_seq,
+        inbound_qos2,
+        ..
+    } = state;
+    let queued = queue
+        .iter_mut()
+        .filter(|d| d.qos > codec::QoS::AtMostOnce)
+        .map(|d| (d, None));
+    let in_flight = outbound
+        .iter_mut()
+        .map(|o| (&mut o.delivery, Some((o.packet_id, o.state))));
+    for (delivery, flight) in queued.chain(in_flight) {
+        *next_seq += 1;
+        delivery.seq = *next_seq;
+        let (id, message) = persist.stored(&delivery.message);
+        ops.push(Op::PutMessage { id, message });
+        ops.push(Op::Enqueue {
+            client_id: client_id.clone(),
+            seq: delivery.seq,
+            entry: store::QueueEntry {
+                message_id: id,
+                qos: delivery.qos,
+                retain: delivery.retain,
+                subscription_ids: delivery.subscription_ids.clone(),
+                packet_id: flight.map(|(packet_id, _)| packet_id),
+                state: match flight {
+                    None => EntryState::Queued,
+                    Some((_, Awaiting::PubAck)) => EntryState::AwaitingPubAck,
+                    Some((_, Awaiting::PubRec)) => EntryState::AwaitingPubRec,
+                    Some((_, Awaiting::PubComp)) => EntryState::AwaitingPubComp,
+                },
+            },
+        });
+    }
+    for &packet_id in inbound_qos2.keys() {
+        ops.push(Op::InboundAdd {
+            client_id: client_id.clone(),
+            packet_id,
+        });
+    }
+}
+
 /// A recovered session that is offline: when it ends, and the will it still owes.
 pub(crate) struct Offline {
     pub session: Arc<crate::session::Session>,
@@ -194,6 +248,8 @@ pub(crate) struct Offline {
     /// Time left before the session ends; `None` never.
     pub ends_in: Option<Duration>,
     pub will: Option<WillRecord>,
+    /// When the client went away (the restart, for one connected when the broker stopped).
+    pub disconnected_at: SystemTime,
 }
 
 /// Rebuilds sessions (with their subscriptions in the index, queues, messages in flight and
@@ -248,6 +304,7 @@ pub(crate) fn restore(shared: &crate::broker::Shared, recovered: store::Recovere
                     retain: entry.retain,
                     subscription_ids: entry.subscription_ids,
                     seq,
+                    redelivery: true,
                 };
                 state.next_seq = state.next_seq.max(seq);
                 let awaiting = match entry.state {
@@ -265,7 +322,9 @@ pub(crate) fn restore(shared: &crate::broker::Shared, recovered: store::Recovere
                     _ => state.queue.push_back(delivery),
                 }
             }
-            state.inbound_qos2.extend(recovered.inbound_qos2);
+            state
+                .inbound_qos2
+                .extend(recovered.inbound_qos2.into_iter().map(|id| (id, 0)));
         }
         {
             let mut index = shared.index_write();
@@ -287,11 +346,10 @@ pub(crate) fn restore(shared: &crate::broker::Shared, recovered: store::Recovere
         let disconnected_at = record.disconnected_at.unwrap_or(now);
         let ends_in = match record.expiry {
             SessionExpiry::Never => None,
-            SessionExpiry::After(d) => Some(
-                (disconnected_at + d)
-                    .duration_since(now)
-                    .unwrap_or(Duration::ZERO),
-            ),
+            // A deadline too far ahead to represent never comes.
+            SessionExpiry::After(d) => disconnected_at
+                .checked_add(d)
+                .map(|end| end.duration_since(now).unwrap_or(Duration::ZERO)),
         };
         if record.disconnected_at.is_none() {
             // Connected when the broker stopped: disconnected from now on.
@@ -304,6 +362,7 @@ pub(crate) fn restore(shared: &crate::broker::Shared, recovered: store::Recovere
             identity,
             ends_in,
             will: record.will,
+            disconnected_at,
         });
     }
     if let Some(persist) = &shared.persist {

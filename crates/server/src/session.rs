@@ -1,7 +1,7 @@
 //! Session state (§4.1): subscriptions, the queue of messages waiting for the client, QoS 1/2
 //! messages in flight both ways. A session outlives its connections when it is persistent.
 
-use std::collections::{HashMap, HashSet, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
@@ -79,8 +79,9 @@ pub(crate) struct SessionState {
     /// Sent and not yet acknowledged, oldest first.
     pub outbound: VecDeque<Outbound>,
     next_packet_id: u16,
-    /// QoS 2 packet identifiers received and not yet released (PUBREC sent, PUBREL awaited).
-    pub inbound_qos2: HashSet<PacketId>,
+    /// QoS 2 packet identifiers received and not yet released (PUBREC sent, PUBREL awaited),
+    /// each with the store ticket its PUBREC waits for (0 for none).
+    pub inbound_qos2: HashMap<PacketId, u64>,
     /// The last `Delivery::seq` given out; the next stored entry gets the one after.
     pub next_seq: u64,
     /// The durable store holds this session.
@@ -150,7 +151,7 @@ impl Session {
                 queue: VecDeque::new(),
                 outbound: VecDeque::new(),
                 next_packet_id: 0,
-                inbound_qos2: HashSet::new(),
+                inbound_qos2: HashMap::new(),
                 next_seq: 0,
                 stored: false,
             }),

@@ -212,7 +212,8 @@ pub struct RecoveredSession {
     /// The session. One still marked connected (`disconnected_at: None`) is returned as stored.
     pub record: SessionRecord,
     /// The queue in `seq` order, each entry with its message (shared between sessions).
-    /// Entries whose message expired are gone.
+    /// Queued entries whose message expired are gone; entries already sent stay (their packet
+    /// ids are in use until the client finishes the flow).
     pub queue: Vec<(u64, QueueEntry, Arc<MessageRecord>)>,
     /// Inbound QoS 2 packet ids awaiting PUBREL, ascending.
     pub inbound_qos2: Vec<PacketId>,

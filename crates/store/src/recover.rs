@@ -12,7 +12,7 @@ use tracing::{info, warn};
 
 use crate::error::StoreError;
 use crate::format::{self, FormatError};
-use crate::record::{MessageRecord, Recovered, RecoveredSession};
+use crate::record::{EntryState, MessageRecord, Recovered, RecoveredSession};
 use crate::tables::{self, INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
 
 /// What the writer needs besides the records.
@@ -94,9 +94,8 @@ pub(crate) fn recover(db: &Database, path: &Path, now: SystemTime) -> Result<Sta
             let message = format::decode_message(value.value())
                 .map_err(|e| corrupt("messages", id.to_string(), e))?;
             next_message_id = next_message_id.max(id.saturating_add(1));
-            if !message.is_expired(now) {
-                messages.insert(id, Arc::new(message));
-            }
+            // Expired messages are kept for entries already in flight (below).
+            messages.insert(id, Arc::new(message));
         }
         let mut queue = txn.open_table(QUEUE).map_err(open_err("queue"))?;
         let mut gone = Vec::new();
@@ -107,7 +106,11 @@ pub(crate) fn recover(db: &Database, path: &Path, now: SystemTime) -> Result<Sta
                 .map_err(|e| corrupt("queue", format!("({client_id:?}, {seq})"), e))?;
             next_message_id = next_message_id.max(entry.message_id.saturating_add(1));
             let session = sessions.get_mut(client_id);
-            let message = messages.get(&entry.message_id);
+            // An expired message is not sent any more, but one already sent keeps its packet
+            // id in use until the client finishes the flow: its entry stays.
+            let message = messages
+                .get(&entry.message_id)
+                .filter(|m| !(m.is_expired(now) && entry.state == EntryState::Queued));
             match (session, message) {
                 (Some(session), Some(message)) => {
                     *refcounts.entry(entry.message_id).or_default() += 1;
