@@ -17,8 +17,9 @@ use crate::read::{Node, Reader};
 /// `mqtt.storage`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Storage {
-    /// `path`: the data directory. Default `<root>/mqtt-data`.
-    pub path: PathBuf,
+    /// `path`: the data directory. Default `<root>/mqtt-data`; `null` keeps everything in memory
+    /// (nothing survives a restart).
+    pub path: Option<PathBuf>,
     /// When writes reach the disk: `durability` and its tuning keys.
     pub durability: Durability,
 }
@@ -87,9 +88,8 @@ impl Storage {
     /// Reads `mqtt.storage`.
     pub(crate) fn read(r: &mut Reader<'_>, node: &Node<'_>) -> Storage {
         let node = r.enter(node.clone());
-        let path = r
-            .path(&node.child("path"))
-            .or_else_with(|| r.root.join("mqtt-data"));
+        let default = r.root.join("mqtt-data");
+        let path = r.path(&node.child("path")).nullable(Some(default));
         let policy = r
             .choice(
                 &node.child("durability"),

@@ -278,19 +278,29 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
     );
 
     let storage = &config.mqtt.storage;
-    let (store, recovered) = store::Store::open(&storage.path, storage.durability.into())
-        .with_context(|| format!("mqtt.storage.path: {}", storage.path.display()))?;
-    tracing::info!(
-        target: NOTIFY,
-        path = %store.path().display(),
-        durability = storage.durability.name(),
-        sessions = recovered.sessions.len(),
-        retained = recovered.retained.len(),
-        "store opened"
-    );
-    let mut builder = server::Broker::builder(options)
-        .access(access.clone())
-        .store(store, recovered);
+    let opened = match &storage.path {
+        Some(path) => {
+            let (store, recovered) = store::Store::open(path, storage.durability.into())
+                .with_context(|| format!("mqtt.storage.path: {}", path.display()))?;
+            tracing::info!(
+                target: NOTIFY,
+                path = %store.path().display(),
+                durability = storage.durability.name(),
+                sessions = recovered.sessions.len(),
+                retained = recovered.retained.len(),
+                "store opened"
+            );
+            Some((store, recovered))
+        }
+        None => {
+            tracing::info!(target: NOTIFY, "mqtt.storage.path is null: sessions and retained messages are kept in memory only");
+            None
+        }
+    };
+    let mut builder = server::Broker::builder(options).access(access.clone());
+    if let Some((store, recovered)) = opened {
+        builder = builder.store(store, recovered);
+    }
     if let Some(client_auth) = client_auth {
         builder = builder.client_auth(client_auth);
     }

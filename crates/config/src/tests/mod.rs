@@ -130,7 +130,7 @@ fn no_file_gives_the_documented_defaults() {
     assert_eq!(
         c.mqtt.storage,
         Storage {
-            path: root("mqtt-data"),
+            path: Some(root("mqtt-data")),
             durability: Durability::default()
         }
     );

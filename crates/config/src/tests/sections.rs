@@ -101,9 +101,14 @@ fn storage_keys() {
     assert_eq!(
         s,
         Storage {
-            path: "/home/u/data".into(),
+            path: Some("/home/u/data".into()),
             durability: Durability::Always
         }
+    );
+    assert_eq!(
+        clean("mqtt: {storage: {path: null}}").mqtt.storage.path,
+        None,
+        "null keeps everything in memory"
     );
     assert_eq!(
         clean("mqtt: {storage: {durability: never}}")
@@ -138,7 +143,7 @@ fn storage_keys() {
     );
     assert_eq!(
         clean("mqtt: {storage: {path: data}}").mqtt.storage.path,
-        root("data")
+        Some(root("data"))
     );
 }
 
