@@ -16,10 +16,18 @@ tasks:
             expired, revoked, a second CA with its client, OCSP responder, index.txt) into DIR
             (default ./certs); client certificates name URL as their OCSP responder
             (default http://127.0.0.1:8888)
-  bench [--rounds N]
+  bench [--rounds N] [--only NAME,...] [--quick] [--cores 1|2] [--idle-clients N] [--out DIR]
             build the broker and the load generator in release mode, run the same scenarios
             against our broker and mosquitto (Debian's, on PATH) on loopback, alternating, and
-            print a table of medians over N rounds (default 3) with the ratio ours / mosquitto
+            print a table of medians over N rounds (default 3) with the ratio ours / mosquitto;
+            write results.md, throughput.svg and latency.svg to DIR (default docs/bench, or
+            docs/bench/two-cores with --cores 2; a --quick run writes under the target dir).
+            --only runs a subset (names: fanin-qos0 fanin-qos1 fanin-qos2 fanout-qos0
+            fanout-qos1 fanout-qos2 fanin-qos1-4k fanout-qos0-4k fanin-qos1-tls fanin-qos1-ws
+            latency idle); --quick uses small counts and 1 round (a smoke test, not a figure);
+            --cores 2 leaves the broker unpinned (loadgen then shares both cores);
+            --idle-clients sets the idle scenario's connections (default 10000; 100000 raises
+            the open-files limit of the brokers and loadgen with prlimit)
   help      this text
 ";
 
@@ -37,14 +45,7 @@ fn main() -> anyhow::Result<()> {
                 Ok(())
             }
         },
-        Some("bench") => {
-            let rounds = match (args.next().as_deref(), args.next()) {
-                (None, _) => 3,
-                (Some("--rounds"), Some(n)) => n.parse().context("--rounds needs a number")?,
-                _ => bail!("usage: cargo xtask bench [--rounds N]"),
-            };
-            bench::run(rounds)
-        }
+        Some("bench") => bench::run(&bench::Options::parse(args)?),
         Some(other) => bail!("unknown task `{other}`; run `cargo xtask help`"),
     }
 }
