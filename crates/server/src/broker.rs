@@ -177,8 +177,9 @@ impl Shared {
     /// Delivers a message to every matching session: one copy per session at the highest
     /// matching QoS, carrying the identifiers of all matching subscriptions [MQTT-3.3.4-5];
     /// subscriptions that differ in Retain As Published get separate copies. Returns the number
-    /// of sessions that got it, and the ticket of what that stored (0 for nothing).
-    pub fn route(&self, message: &Arc<Message>) -> (usize, u64) {
+    /// of sessions that got it, the ticket of what that stored (0 for nothing), and a session
+    /// whose client is falling behind.
+    pub fn route(&self, message: &Arc<Message>) -> Routed {
         let index = self.index_read();
         let mut matches: Vec<&Subscriber> = Vec::new();
         index.matches(message.topic.as_str(), &mut matches);
@@ -189,8 +190,7 @@ impl Shared {
         if matches.len() > 1 {
             matches.sort_by_key(|s| (s.session.id, s.options.retain_as_published));
         }
-        let mut delivered = 0;
-        let mut ticket = 0;
+        let mut routed = Routed::default();
         let mut i = 0;
         while i < matches.len() {
             let first = matches[i];
@@ -218,31 +218,32 @@ impl Shared {
                 redelivery: false,
             };
             let (queued, t) = self.deliver(&first.session, delivery);
-            if queued {
-                delivered += 1;
+            match queued {
+                Enqueued::Queued { congested } => {
+                    routed.delivered += 1;
+                    if congested && routed.congested.is_none() {
+                        routed.congested = Some(first.session.clone());
+                    }
+                }
+                Enqueued::Dropped | Enqueued::Offline => {}
             }
-            ticket = ticket.max(t);
+            routed.ticket = routed.ticket.max(t);
         }
-        (delivered, ticket)
+        routed
     }
 
     /// Queues one delivery for a session. QoS 0 messages are not queued for sessions whose
-    /// client is offline. Returns whether it was queued and the ticket of what that stored.
-    pub fn deliver(&self, session: &Session, delivery: Delivery) -> (bool, u64) {
-        if delivery.qos == QoS::AtMostOnce && !session.lock().is_connected() {
-            return (false, 0);
-        }
-        match session.enqueue(
+    /// client is offline. Returns what happened and the ticket of what that stored.
+    pub fn deliver(&self, session: &Session, delivery: Delivery) -> (Enqueued, u64) {
+        let (queued, ticket) = session.enqueue(
             delivery,
             self.options.max_queued_messages,
             self.persist.as_ref(),
-        ) {
-            (Enqueued::Queued, ticket) => (true, ticket),
-            (Enqueued::Dropped, _) => {
-                self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
-                (false, 0)
-            }
+        );
+        if queued == Enqueued::Dropped {
+            self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
         }
+        (queued, ticket)
     }
 
     /// Submits `ops` to the durable store; the ticket to wait for, 0 without a store.
@@ -265,6 +266,17 @@ impl Shared {
     fn may_read(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {
         self.access.may_read(identity, client_id, topic)
     }
+}
+
+/// What routing one message did.
+#[derive(Debug, Default)]
+pub(crate) struct Routed {
+    /// Sessions that got it.
+    pub delivered: usize,
+    /// The store ticket of what it stored (0 for nothing).
+    pub ticket: u64,
+    /// A session it went to whose connected client is falling behind.
+    pub congested: Option<Arc<Session>>,
 }
 
 #[cfg(test)]

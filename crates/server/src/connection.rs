@@ -28,7 +28,7 @@ use crate::session::{Awaiting, Eviction, Expiry, Outbound, Session, SessionState
 /// build one huge buffer.
 const WRITE_CHUNK: usize = 64 * 1024;
 /// Read buffers larger than this are released when they empty.
-const READ_KEEP: usize = 16 * 1024;
+const READ_CHUNK: usize = 16 * 1024;
 /// Packets a connection holds for the durable store at most before it stops reading from its
 /// client and taking messages from its session's queue.
 const HELD_LIMIT: usize = 1024;
@@ -119,8 +119,15 @@ async fn serve_stream<S>(
             Ok(Err(None)) => return,
             Ok(Ok(connect)) => connect,
         };
-        let Some(mut conn) =
-            Connection::establish(stream, peer, &certificates, shared, connect).await
+        // Boxed, so its state (authentication, CONNACK) is freed once the connection runs.
+        let Some(mut conn) = Box::pin(Connection::establish(
+            stream,
+            peer,
+            &certificates,
+            shared,
+            connect,
+        ))
+        .await
         else {
             return;
         };
@@ -128,6 +135,57 @@ async fn serve_stream<S>(
         let close = conn.run(stream, shutdown).await;
         conn.finish(close);
     }
+}
+
+/// Waits, at most `CONGESTION_WAIT`, until a congested subscriber's queue has drained below its
+/// low-water mark. Publishers then read no faster than their subscribers take: TCP flow control
+/// slows them instead of the broker dropping QoS 0 messages or queueing without end. A subscriber
+/// that stays behind costs each publisher at most this wait per batch of packets read; its queue
+/// limit applies as before.
+async fn wait_for_space(session: &Session) {
+    let space = session.space.notified();
+    tokio::pin!(space);
+    space.as_mut().enable();
+    if session.lock().congested {
+        let _ = tokio::time::timeout(CONGESTION_WAIT, space).await;
+    }
+}
+
+/// The longest a publisher waits for a congested subscriber before reading on.
+const CONGESTION_WAIT: Duration = Duration::from_millis(5);
+
+/// Reads what the client sent into `rbuf`. With bytes of a partial packet already there it
+/// reads straight into `rbuf`; with nothing there it waits with a small buffer inside the task
+/// instead, so an idle connection holds no read buffer, then takes whatever else is ready
+/// without waiting. Returns the bytes read; 0 is end of stream.
+async fn read_more<S>(stream: &mut S, rbuf: &mut BytesMut) -> std::io::Result<usize>
+where
+    S: AsyncRead + Unpin,
+{
+    if !rbuf.is_empty() {
+        rbuf.reserve(READ_CHUNK);
+        return stream.read_buf(rbuf).await;
+    }
+    let mut first = [0u8; 128];
+    let n = stream.read(&mut first).await?;
+    if n == 0 {
+        return Ok(0);
+    }
+    rbuf.reserve(READ_CHUNK);
+    rbuf.extend_from_slice(&first[..n]);
+    if n < first.len() {
+        return Ok(n);
+    }
+    // The small buffer filled up: more is probably waiting. Take it if it is there.
+    let more = std::future::poll_fn(|cx| {
+        let read = std::pin::pin!(stream.read_buf(&mut *rbuf));
+        match read.poll(cx) {
+            std::task::Poll::Pending => std::task::Poll::Ready(Ok(0)),
+            ready => ready,
+        }
+    })
+    .await?;
+    Ok(n + more)
 }
 
 /// Reads until a whole first packet is buffered. `Err(None)` is a closed or failed socket.
@@ -183,6 +241,9 @@ struct Connection {
     held: VecDeque<(u64, Packet)>,
     /// Tells when the store's durable ticket advances; `None` without a store.
     durable: Option<watch::Receiver<u64>>,
+    /// A subscriber this client's messages went to that is falling behind: before reading more,
+    /// give it a moment to catch up.
+    congested: Option<Arc<Session>>,
 }
 
 impl Connection {
@@ -257,14 +318,15 @@ impl Connection {
             }
         }
 
-        // Password hashing is deliberately slow: verify off the async worker threads.
+        // Password hashing is deliberately slow: verify off the async worker threads. Without a
+        // password nothing is hashed, so the answer comes at once.
         let access = shared.access.clone();
         let (id, username, password) = (
             client_id.clone(),
             connect.username.clone(),
             connect.password.clone(),
         );
-        let verdict = tokio::task::spawn_blocking(move || {
+        let ask = move || {
             access.authenticate(&ConnectRequest {
                 client_id: &id,
                 username: username.as_deref(),
@@ -272,8 +334,12 @@ impl Connection {
                 peer,
                 certificate_user: certificate_user.as_deref(),
             })
-        })
-        .await;
+        };
+        let verdict = if connect.password.is_some() {
+            tokio::task::spawn_blocking(ask).await
+        } else {
+            Ok(ask())
+        };
         let identity = match verdict {
             Ok(Ok(identity)) => {
                 shared.failed_logins.succeeded(peer.ip());
@@ -448,6 +514,7 @@ impl Connection {
             wbuf,
             held: VecDeque::new(),
             durable: shared.persist.as_ref().map(|p| p.store.watch()),
+            congested: None,
         };
         conn.send_when(connack_ticket, Packet::ConnAck(ack));
         conn.resend_inflight();
@@ -476,6 +543,9 @@ impl Connection {
                 tokio::task::yield_now().await;
                 continue;
             }
+            if let Some(slow) = self.congested.take() {
+                wait_for_space(&slow).await;
+            }
             tokio::select! {
                 _ = shutdown.changed() => {
                     self.send_disconnect(ReasonCode::ServerShuttingDown);
@@ -495,7 +565,7 @@ impl Connection {
                 }
                 // With too much held for the store, stop reading: the client waits, memory does
                 // not grow.
-                read = tokio::time::timeout_at(deadline, stream.read_buf(&mut self.rbuf)), if self.held.len() < HELD_LIMIT => {
+                read = tokio::time::timeout_at(deadline, read_more(stream, &mut self.rbuf)), if self.held.len() < HELD_LIMIT => {
                     match read {
                         Err(_) => {
                             info!("keep alive expired; closing");
@@ -541,7 +611,9 @@ impl Connection {
                 }
             }
         }
-        if self.rbuf.is_empty() && self.rbuf.capacity() > READ_KEEP {
+        if self.rbuf.is_empty() {
+            // Nothing partial is waiting: no buffer is held until more arrives (see
+            // `read_more`), which keeps idle connections small.
             self.rbuf = BytesMut::new();
         }
         Ok(())
@@ -560,11 +632,8 @@ impl Connection {
             .stats
             .bytes_sent
             .fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
-        if self.wbuf.capacity() > WRITE_CHUNK * 2 {
-            self.wbuf = BytesMut::new();
-        } else {
-            self.wbuf.clear();
-        }
+        // Released rather than kept: an idle connection holds no write buffer.
+        self.wbuf = BytesMut::new();
         Ok(())
     }
 
@@ -814,8 +883,13 @@ impl Connection {
             stored: std::sync::OnceLock::new(),
         });
         let retained = self.shared.retain(&message);
-        let (delivered, routed) = self.shared.route(&message);
-        (delivered, retained.max(routed))
+        let routed = self.shared.route(&message);
+        if let Some(session) = routed.congested
+            && !Arc::ptr_eq(&session, &self.session)
+        {
+            self.congested = Some(session);
+        }
+        (routed.delivered, retained.max(routed.ticket))
     }
 
     fn on_pubrec(&mut self, rec: PubRec) {
@@ -1149,6 +1223,19 @@ impl Connection {
         if state.generation != self.generation {
             return false;
         }
+        let more = self.drain_locked(&mut state, now, window);
+        if state.congested
+            && state.queue.len()
+                <= crate::session::low_water(self.shared.options.max_queued_messages)
+        {
+            state.congested = false;
+            drop(state);
+            session.space.notify_waiters();
+        }
+        more
+    }
+
+    fn drain_locked(&mut self, state: &mut SessionState, now: Instant, window: usize) -> bool {
         while let Some(front) = state.queue.front() {
             if self.wbuf.len() >= WRITE_CHUNK {
                 return true;

@@ -252,8 +252,10 @@ impl Broker {
         // One budget from accept to CONNECT, handshakes included.
         let deadline = tokio::time::Instant::now() + self.shared.options.connect_timeout;
         let mut shutdown = self.shutdown_tx.subscribe();
+        // Boxed: the TLS and WebSocket handshakes make a large future (about 12 KB), which would
+        // otherwise stay part of every connection's task for its whole life.
         let handshake = tokio::select! {
-            handshake = accepted.handshake() => handshake,
+            handshake = Box::pin(accepted.handshake()) => handshake,
             _ = shutdown.wait_for(|down| *down) => return,
         };
         match handshake {

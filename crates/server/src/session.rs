@@ -86,6 +86,8 @@ pub(crate) struct SessionState {
     pub next_seq: u64,
     /// The durable store holds this session.
     pub stored: bool,
+    /// The queue went past its high-water mark; publishers may be waiting on `Session::space`.
+    pub congested: bool,
 }
 
 impl SessionState {
@@ -125,6 +127,8 @@ pub(crate) struct Session {
     pub wake: Notify,
     /// Messages dropped because the queue was full.
     pub dropped: AtomicU64,
+    /// Woken when a congested queue has drained below its low-water mark.
+    pub space: Notify,
 }
 
 static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
@@ -132,9 +136,13 @@ static NEXT_SESSION_ID: AtomicU64 = AtomicU64::new(1);
 /// What happened to a message offered to a session's queue.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Enqueued {
-    Queued,
+    /// Queued; `congested` when the queue is past its high-water mark while its client is
+    /// connected, so the publisher should give the client time to catch up.
+    Queued { congested: bool },
     /// The queue was full and this message was dropped.
     Dropped,
+    /// A QoS 0 message for a session whose client is offline: not kept.
+    Offline,
 }
 
 impl Session {
@@ -154,9 +162,11 @@ impl Session {
                 inbound_qos2: HashMap::new(),
                 next_seq: 0,
                 stored: false,
+                congested: false,
             }),
             wake: Notify::new(),
             dropped: AtomicU64::new(0),
+            space: Notify::new(),
         })
     }
 
@@ -179,6 +189,9 @@ impl Session {
         persist: Option<&Persist>,
     ) -> (Enqueued, u64) {
         let mut state = self.lock();
+        if delivery.qos == QoS::AtMostOnce && !state.is_connected() {
+            return (Enqueued::Offline, 0);
+        }
         if state.queue.len() >= max_queued {
             let evicted = if delivery.qos > QoS::AtMostOnce {
                 state.queue.iter().position(|d| d.qos == QoS::AtMostOnce)
@@ -226,10 +239,25 @@ impl Session {
         let was_empty = state.queue.is_empty();
         state.queue.push_back(delivery);
         let connected = state.is_connected();
+        let congested = connected && state.queue.len() >= high_water(max_queued);
+        if congested {
+            state.congested = true;
+        }
         drop(state);
         if was_empty && connected {
             self.wake.notify_one();
         }
-        (Enqueued::Queued, ticket)
+        (Enqueued::Queued { congested }, ticket)
     }
+}
+
+/// Queue length from which a connected client counts as congested: half the queue limit, at
+/// most 1000.
+pub(crate) fn high_water(max_queued: usize) -> usize {
+    (max_queued / 2).clamp(1, 1000)
+}
+
+/// Queue length below which a congested client counts as caught up.
+pub(crate) fn low_water(max_queued: usize) -> usize {
+    high_water(max_queued) / 2
 }
