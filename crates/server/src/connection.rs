@@ -1250,7 +1250,7 @@ impl Connection {
                 break;
             };
             if delivery.message.is_expired(now) {
-                self.dequeue_stored(&state, delivery.seq);
+                self.dequeue_stored(state, delivery.seq);
                 continue;
             }
             let id = (delivery.qos != QoS::AtMostOnce).then(|| state.allocate_packet_id());
@@ -1273,7 +1273,7 @@ impl Connection {
                     .stats
                     .messages_dropped
                     .fetch_add(1, Ordering::Relaxed);
-                self.dequeue_stored(&state, delivery.seq);
+                self.dequeue_stored(state, delivery.seq);
                 continue;
             }
             self.apply_outbound_alias(&mut publish);
@@ -1281,7 +1281,7 @@ impl Connection {
             // disk: resent after a crash under another id, the client would take it for a new
             // message.
             let mut ticket = 0;
-            if let (Some(packet_id), true) = (id, delivery.seq != 0 && self.owns_stored(&state)) {
+            if let (Some(packet_id), true) = (id, delivery.seq != 0 && self.owns_stored(state)) {
                 let (entry_state, gated) = if delivery.qos == QoS::AtLeastOnce {
                     (store::EntryState::AwaitingPubAck, false)
                 } else {
