@@ -12,6 +12,8 @@
 //! # Ok(()) }
 //! ```
 
+#[doc(hidden)]
+pub mod bench_api;
 mod broker;
 mod client_auth;
 mod connection;
