@@ -27,6 +27,8 @@ use crate::session::{Awaiting, Eviction, Expiry, Outbound, Session, SessionState
 /// Bytes encoded into the write buffer before it is written out, so a long queue does not
 /// build one huge buffer.
 const WRITE_CHUNK: usize = 64 * 1024;
+/// Room past `WRITE_CHUNK` for the packet that crosses it.
+const WRITE_SLACK: usize = 4 * 1024;
 /// Read buffers larger than this are released when they empty.
 const READ_CHUNK: usize = 16 * 1024;
 /// Packets a connection holds for the durable store at most before it stops reading from its
@@ -1236,6 +1238,10 @@ impl Connection {
     }
 
     fn drain_locked(&mut self, state: &mut SessionState, now: Instant, window: usize) -> bool {
+        // A long queue fills the write buffer: size it once rather than by doubling.
+        if state.queue.len() > 32 && self.wbuf.capacity() < WRITE_CHUNK {
+            self.wbuf.reserve(WRITE_CHUNK + WRITE_SLACK);
+        }
         while let Some(front) = state.queue.front() {
             if self.wbuf.len() >= WRITE_CHUNK {
                 return true;
