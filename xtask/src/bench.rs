@@ -8,6 +8,12 @@
 //! bounded in count and time (loadgen's `--timeout`, and a kill after it) and talks to 127.0.0.1
 //! only. A run that fails (loss or duplicates at QoS 1/2, a timeout, a broker that stops
 //! answering) is reported as failed, never averaged in, and makes the task exit non-zero.
+//!
+//! Each scenario names the storage of each broker ([`Storage`]); a broker running with another
+//! one is restarted before the run, and scenarios marked `fresh` restart it before every run
+//! (empty data directory, fresh memory). `persist-qos1` and `persist-qos1-mem` measure issue #8's
+//! cost of the durable store: QoS 1 fan-in to a persistent subscriber with our store on
+//! (`batch`) against mosquitto with `persistence true`, and with our store off.
 
 mod broker;
 mod plot;
@@ -21,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, bail};
 
-use broker::{Broker, Launch, Ports};
+use broker::{Broker, Launch, Ports, Storage};
 
 /// Options of `cargo xtask bench`.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -124,13 +130,15 @@ enum Figure {
     Failed,
     /// The broker does not offer what the scenario needs.
     NotApplicable,
+    /// The scenario does not measure this broker.
+    NotMeasured,
 }
 
 impl Figure {
     fn value(self) -> Option<f64> {
         match self {
             Self::Value(v) => Some(v),
-            Self::Failed | Self::NotApplicable => None,
+            Self::Failed | Self::NotApplicable | Self::NotMeasured => None,
         }
     }
 }
@@ -179,9 +187,17 @@ struct Scenario {
     /// loadgen arguments; `{ca}` and `{pid}` are replaced per run.
     args: String,
     rows: Vec<Row>,
-    /// Restart the broker before each run, so its memory is measured from a fresh process.
+    /// Restart the broker before each run: its memory is measured from a fresh process, its
+    /// data directory starts empty.
     fresh: bool,
+    /// Storage of ours and of mosquitto; `None`: that broker is not measured.
+    storage: [Option<Storage>; 2],
 }
+
+/// Storage of ours and mosquitto in most scenarios: ours as `cargo run -p server` runs it (the
+/// durable store, `batch`), mosquitto as Debian ships it (`persistence false`). With clean
+/// sessions and no retained messages neither writes anything.
+const STANDARD: [Option<Storage>; 2] = [Some(Storage::Disk), Some(Storage::Memory)];
 
 /// Scenario keys, in run order.
 const KEYS: &[&str] = &[
@@ -195,6 +211,8 @@ const KEYS: &[&str] = &[
     "fanout-qos0-4k",
     "fanin-qos1-tls",
     "fanin-qos1-ws",
+    "persist-qos1",
+    "persist-qos1-mem",
     "latency",
     "idle",
 ];
@@ -212,6 +230,20 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
         args,
         rows: vec![Row::new(name, "rate", Chart::Throughput)],
         fresh: false,
+        storage: STANDARD,
+    };
+    // Issue #8: QoS 1 fan-in to one subscriber with a persistent session, from an empty data
+    // directory each run.
+    let persist = |key, name: &str, storage| Scenario {
+        key,
+        listener: Listener::Tcp,
+        args: format!(
+            "fanin --qos 1 --clients 4 --persistent --count {}",
+            n(100_000, 2_000)
+        ),
+        rows: vec![Row::new(name, "rate", Chart::Throughput)],
+        fresh: true,
+        storage,
     };
     let idle = o.idle_clients();
     let idle_name = format!("{} idle connections", thousands(idle as f64));
@@ -294,6 +326,16 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             ),
             "fan-in 4→1, QoS 1, WebSocket, msg/s",
         ),
+        persist(
+            "persist-qos1",
+            PERSIST_ON,
+            [Some(Storage::Disk), Some(Storage::Disk)],
+        ),
+        persist(
+            "persist-qos1-mem",
+            PERSIST_OFF,
+            [Some(Storage::Memory), None],
+        ),
         Scenario {
             key: "latency",
             listener: Listener::Tcp,
@@ -314,6 +356,7 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
             })
             .collect(),
             fresh: false,
+            storage: STANDARD,
         },
         Scenario {
             key: "idle",
@@ -336,9 +379,15 @@ fn scenarios(o: &Options) -> Vec<Scenario> {
                 ),
             ],
             fresh: true,
+            storage: STANDARD,
         },
     ]
 }
+
+/// Row of `persist-qos1`: ours with the store on (`batch`), mosquitto with `persistence true`.
+const PERSIST_ON: &str = "fan-in 4→1, QoS 1, persistent, store on, msg/s";
+/// Row of `persist-qos1-mem`: ours with the store off; mosquitto is not measured.
+const PERSIST_OFF: &str = "fan-in 4→1, QoS 1, persistent, store off, msg/s";
 
 /// Which broker.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -352,6 +401,8 @@ struct Side {
     kind: Kind,
     ports: Ports,
     main: Option<Broker>,
+    /// The storage `main` runs with.
+    storage: Storage,
     ws: Option<Broker>,
     /// Why the WebSocket listener is missing, when it is.
     ws_missing: Option<String>,
@@ -373,10 +424,12 @@ impl Side {
                 Kind::Mosquitto => broker::MOSQUITTO,
             },
             main: None,
+            storage: Storage::Memory,
             ws: None,
             ws_missing: None,
         };
-        side.restart(env)?;
+        let storage = STANDARD[side.index()].context("the standard scenarios measure both")?;
+        side.restart(env, storage)?;
         if kind == Kind::Mosquitto && want_ws {
             match broker::mosquitto_ws(&env.launch) {
                 Ok(b) => side.ws = Some(b),
@@ -389,15 +442,24 @@ impl Side {
         Ok(side)
     }
 
-    /// (Re)starts the main process.
-    fn restart(&mut self, env: &Env) -> anyhow::Result<()> {
+    /// Its column: 0 for ours, 1 for mosquitto.
+    fn index(&self) -> usize {
+        match self.kind {
+            Kind::Ours => 0,
+            Kind::Mosquitto => 1,
+        }
+    }
+
+    /// (Re)starts the main process with `storage`, from an empty data directory.
+    fn restart(&mut self, env: &Env, storage: Storage) -> anyhow::Result<()> {
         if let Some(old) = self.main.take() {
             old.stop();
         }
         self.main = Some(match self.kind {
-            Kind::Ours => broker::ours(&env.server, &env.launch)?,
-            Kind::Mosquitto => broker::mosquitto(&env.launch)?,
+            Kind::Ours => broker::ours(&env.server, &env.launch, storage)?,
+            Kind::Mosquitto => broker::mosquitto(&env.launch, storage)?,
         });
+        self.storage = storage;
         Ok(())
     }
 
@@ -426,7 +488,7 @@ impl Side {
             .is_some_and(|b| b.check_running().is_ok());
         if !running {
             eprintln!("{}: exited; restarting it for the next run", self.name());
-            self.restart(env)?;
+            self.restart(env, self.storage)?;
         }
         Ok(())
     }
@@ -533,6 +595,9 @@ pub fn run(o: &Options) -> anyhow::Result<()> {
 
     let table = report::table(&results);
     println!("\n{table}");
+    if let Some(durability) = report::durability(&results) {
+        println!("{durability}");
+    }
     let meta = report::Meta::collect(o, pin, ws_missing);
     report::write(&out, &meta, &table, &results)?;
     println!("wrote {}", out.display());
@@ -563,6 +628,9 @@ fn run_scenario(
     for round in 0..rounds {
         let order = if round % 2 == 0 { [0, 1] } else { [1, 0] };
         for i in order {
+            if s.storage[i].is_none() {
+                continue;
+            }
             let side = &mut sides[i];
             match measure(env, s, side, ca) {
                 Ok(Some(fields)) => runs[i].push(fields),
@@ -589,6 +657,9 @@ fn run_scenario(
         .iter()
         .map(|row| {
             let figure = |i: usize| {
+                if s.storage[i].is_none() {
+                    return Figure::NotMeasured;
+                }
                 if not_applicable[i] {
                     return Figure::NotApplicable;
                 }
@@ -599,6 +670,7 @@ fn run_scenario(
                 median(&mut values).map_or(Figure::Failed, Figure::Value)
             };
             report::RowResult {
+                scenario: s.key,
                 name: row.name.clone(),
                 chart: row.chart,
                 ours: figure(0),
@@ -610,16 +682,18 @@ fn run_scenario(
         .collect()
 }
 
-/// Runs loadgen for one scenario against one broker and returns the numeric fields of its
-/// result line; `None` when the broker lacks the listener.
+/// Runs loadgen for one scenario against one broker, restarted first with the scenario's
+/// storage when it runs with another or the scenario is `fresh`, and returns the numeric fields
+/// of its result line; `None` when the broker lacks the listener.
 fn measure(
     env: &Env,
     s: &Scenario,
     side: &mut Side,
     ca: &Path,
 ) -> anyhow::Result<Option<HashMap<String, f64>>> {
-    if s.fresh {
-        side.restart(env)?;
+    let storage = s.storage[side.index()].context("a side the scenario does not measure")?;
+    if s.fresh || side.storage != storage {
+        side.restart(env, storage)?;
     }
     let Some((pid, port)) = side.serving(s.listener)? else {
         return Ok(None);
@@ -640,10 +714,18 @@ fn measure(
         .env("RUST_BACKTRACE", "0");
     // loadgen stops itself at its deadline; this is the backstop.
     let (ok, stdout, stderr) = run_bounded(cmd, Duration::from_secs(timeout + 30))?;
-    let line = stdout.lines().last().unwrap_or_default().to_owned();
-    println!("  {:<9} {:<15} {line}", side.name(), s.key);
+    let mut line = stdout.lines().last().unwrap_or_default().to_owned();
+    let store = (side.kind == Kind::Ours).then(|| store_size(&env.launch, storage));
+    if let Some(Ok(Some(bytes))) = &store {
+        line += &format!(" store_kib={}", bytes / 1024);
+    }
+    println!("  {:<9} {:<16} {line}", side.name(), s.key);
     if !ok {
         bail!("{line} {}", stderr.trim());
+    }
+    // Measured with the store on when it was meant to be off, or the reverse: not a figure.
+    if let Some(Err(e)) = store {
+        return Err(e);
     }
     let fields = line
         .split_whitespace()
@@ -653,6 +735,32 @@ fn measure(
     // The broker must survive the run: a crash after the last message would otherwise pass.
     side.serving(s.listener)?;
     Ok(Some(fields))
+}
+
+/// The size of our broker's data directory, checked against `storage`: `Some` with the store on,
+/// `None` with it off; an error when the directory is missing or empty with the store on, or
+/// exists with it off.
+fn store_size(launch: &Launch, storage: Storage) -> anyhow::Result<Option<u64>> {
+    let data = broker::ours_data(launch);
+    let files: Vec<std::fs::Metadata> = match std::fs::read_dir(&data) {
+        Ok(entries) => entries
+            .filter_map(|e| e.ok()?.metadata().ok())
+            .filter(|m| m.is_file())
+            .collect(),
+        Err(_) => Vec::new(),
+    };
+    match (storage, files.is_empty()) {
+        (Storage::Disk, false) => Ok(Some(files.iter().map(|m| m.len()).sum())),
+        (Storage::Disk, true) => bail!(
+            "ours was to run with its store on, but {} holds no file",
+            data.display()
+        ),
+        (Storage::Memory, _) if data.exists() => bail!(
+            "ours was to run with its store off (mqtt.storage.path: null), but {} exists",
+            data.display()
+        ),
+        (Storage::Memory, _) => Ok(None),
+    }
 }
 
 /// Runs `cmd` to completion or kills it after `limit`; returns success, stdout and stderr.
@@ -813,6 +921,22 @@ mod tests {
         let idle = scenarios(&o).into_iter().find(|s| s.key == "idle").unwrap();
         assert_eq!(idle.rows[0].name, "100,000 idle connections: connects/s");
         assert!(idle.args.contains("--clients 100000"));
+    }
+
+    #[test]
+    fn persist_scenarios_use_a_persistent_subscriber_and_their_own_storage() {
+        let o = parse("--only persist-qos1,persist-qos1-mem").unwrap();
+        let all = scenarios(&o);
+        let find = |key| all.iter().find(|s| s.key == key).unwrap();
+        let (on, off) = (find("persist-qos1"), find("persist-qos1-mem"));
+        for s in [on, off] {
+            assert!(s.args.contains("--qos 1") && s.args.contains("--persistent"));
+            assert!(s.fresh, "each run starts from an empty data directory");
+        }
+        assert_eq!(on.storage, [Some(Storage::Disk), Some(Storage::Disk)]);
+        assert_eq!(off.storage, [Some(Storage::Memory), None]);
+        assert_eq!(find("fanin-qos1").storage, STANDARD);
+        assert!(!find("fanin-qos1").args.contains("--persistent"));
     }
 
     #[test]

@@ -24,7 +24,7 @@ tasks:
             docs/bench/two-cores with --cores 2; a --quick run writes under the target dir).
             --only runs a subset (names: fanin-qos0 fanin-qos1 fanin-qos2 fanout-qos0
             fanout-qos1 fanout-qos2 fanin-qos1-4k fanout-qos0-4k fanin-qos1-tls fanin-qos1-ws
-            latency idle); --quick uses small counts and 1 round (a smoke test, not a figure);
+            persist-qos1 persist-qos1-mem latency idle); --quick uses small counts and 1 round (a smoke test, not a figure);
             --cores 2 leaves the broker unpinned (loadgen then shares both cores);
             --idle-clients sets the idle scenario's connections (default 10000; 100000 raises
             the open-files limit of the brokers and loadgen with prlimit)

@@ -1,4 +1,5 @@
-//! The command line of `loadgen`: a scenario name followed by `--flag value` pairs.
+//! The command line of `loadgen`: a scenario name followed by `--flag value` pairs and the
+//! switch `--persistent`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -33,6 +34,9 @@ flags (defaults in brackets):
   --broker-pid PID        idle: the broker process whose VmRSS is read
   --hold SECS             idle: how long the connections are held [3]
   --parallel N            idle: connections being opened at once [64]
+  --persistent            fanin/fanout/latency: subscribers hold persistent sessions (MQTT 3.1.1
+                          clean session 0), each cleared first by a clean connection, and are
+                          checked to be kept by the broker after the run; publishers stay clean
 ";
 
 /// How clients reach the broker.
@@ -100,6 +104,8 @@ pub struct Args {
     pub hold: Duration,
     /// Idle scenario: connections being opened at once.
     pub parallel: usize,
+    /// Subscribers connect with clean session 0, after clearing any old session.
+    pub persistent: bool,
 }
 
 impl Args {
@@ -128,8 +134,13 @@ impl Args {
             broker_pid: None,
             hold: Duration::from_secs(3),
             parallel: 64,
+            persistent: false,
         };
         while let Some(flag) = it.next() {
+            if flag == "--persistent" {
+                a.persistent = true;
+                continue;
+            }
             let value = it.next().with_context(|| format!("{flag} needs a value"))?;
             let bad = || format!("{flag}: bad value `{value}`");
             match flag.as_str() {
@@ -174,6 +185,9 @@ impl Args {
         if a.scenario == Scenario::Latency && a.rate == 0 {
             bail!("--rate must be at least 1 for latency");
         }
+        if a.persistent && a.scenario == Scenario::Idle {
+            bail!("--persistent applies to fanin, fanout and latency, not idle");
+        }
         if a.transport == Transport::Tls && a.ca.is_none() {
             bail!("--transport tls needs --ca PATH");
         }
@@ -207,6 +221,15 @@ mod tests {
         assert!(parse("fanin --payload 70000").is_err());
         assert!(parse("fanin --addr 192.0.2.1:1883").is_err());
         assert!(parse("fanin --addr [::1]:1883").is_ok());
+    }
+
+    #[test]
+    fn persistent_is_a_switch_for_message_flows() {
+        let a = parse("fanin --persistent --qos 1").unwrap();
+        assert!(a.persistent);
+        assert_eq!(a.qos, QoS::AtLeastOnce);
+        assert!(!parse("fanin --qos 1").unwrap().persistent);
+        assert!(parse("idle --persistent").is_err());
     }
 
     #[test]

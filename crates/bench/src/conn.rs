@@ -7,6 +7,7 @@ use std::io;
 use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
+use std::time::Duration;
 
 use anyhow::{Context, bail};
 use bytes::BytesMut;
@@ -77,6 +78,41 @@ impl Dialer {
         client_id: &str,
         source: Option<SocketAddr>,
     ) -> anyhow::Result<(Rx, Tx, BytesMut)> {
+        let (rx, tx, buf, _) = self.connect(client_id, source, true).await?;
+        Ok((rx, tx, buf))
+    }
+
+    /// Opens a persistent session (MQTT 3.1.1 clean session 0, §3.1.2.4) that starts empty: a
+    /// clean connection first discards whatever session an earlier run left under `client_id`
+    /// and is closed, then the persistent one connects and must find no session present.
+    pub async fn open_persistent(&self, client_id: &str) -> anyhow::Result<(Rx, Tx, BytesMut)> {
+        let (mut rx, mut tx, mut buf, _) = self.connect(client_id, None, true).await?;
+        // Wait for the broker to close the clean connection, so the persistent CONNECT cannot
+        // take over a session that is still being discarded.
+        disconnect_and_wait(client_id, &mut rx, &mut tx, &mut buf).await?;
+        let (rx, tx, buf, present) = self.connect(client_id, None, false).await?;
+        if present {
+            bail!("{client_id}: session present after a clean connection cleared it");
+        }
+        Ok((rx, tx, buf))
+    }
+
+    /// Reconnects to the persistent session of `client_id` and reports whether the broker kept
+    /// it (CONNACK Session Present), then disconnects again, leaving the session as it was.
+    pub async fn session_kept(&self, client_id: &str) -> anyhow::Result<bool> {
+        let (mut rx, mut tx, mut buf, present) = self.connect(client_id, None, false).await?;
+        disconnect_and_wait(client_id, &mut rx, &mut tx, &mut buf).await?;
+        Ok(present)
+    }
+
+    /// Connects, sends CONNECT with the given Clean Session flag and waits for a successful
+    /// CONNACK; returns the halves, whatever arrived after the CONNACK, and Session Present.
+    async fn connect(
+        &self,
+        client_id: &str,
+        source: Option<SocketAddr>,
+        clean: bool,
+    ) -> anyhow::Result<(Rx, Tx, BytesMut, bool)> {
         let stream = self.tcp(source).await?;
         let (mut rx, mut tx) = match self.transport {
             Transport::Tcp => {
@@ -103,14 +139,17 @@ impl Dialer {
             }
         };
         let mut out = BytesMut::with_capacity(64);
-        let connect = Connect::new(V, MqttString::try_from(client_id)?, KEEP_ALIVE_SECS);
+        let mut connect = Connect::new(V, MqttString::try_from(client_id)?, KEEP_ALIVE_SECS);
+        connect.clean_start = clean;
         Packet::Connect(Box::new(connect)).encode(V, &mut out)?;
         tx.send(&mut out).await?;
         let mut buf = BytesMut::with_capacity(READ_CHUNK);
         loop {
             if let Some(p) = codec::decode(&mut buf, V, u32::MAX)? {
                 match p {
-                    Packet::ConnAck(a) if a.reason_code.is_success() => return Ok((rx, tx, buf)),
+                    Packet::ConnAck(a) if a.reason_code.is_success() => {
+                        return Ok((rx, tx, buf, a.session_present));
+                    }
                     other => bail!("{client_id}: expected a successful CONNACK, got {other:?}"),
                 }
             }
@@ -140,6 +179,40 @@ impl Dialer {
         }
         Ok(stream)
     }
+}
+
+/// How long the broker gets to close a connection after DISCONNECT.
+const CLOSE_WAIT: Duration = Duration::from_secs(5);
+
+/// Sends DISCONNECT and waits until the broker closes the connection (§3.14.4: it must), reading
+/// and dropping anything still arriving. Whatever was sent before is then processed, so a
+/// reconnection cannot overtake it.
+pub async fn disconnect_and_wait(
+    client_id: &str,
+    rx: &mut Rx,
+    tx: &mut Tx,
+    buf: &mut BytesMut,
+) -> anyhow::Result<()> {
+    let mut out = BytesMut::with_capacity(2);
+    Packet::Disconnect(Default::default()).encode(V, &mut out)?;
+    tx.send(&mut out).await?;
+    let closed = tokio::time::timeout(CLOSE_WAIT, async {
+        loop {
+            buf.clear();
+            match rx.read(buf).await {
+                Ok(0) | Err(_) => return,
+                Ok(_) => {}
+            }
+        }
+    })
+    .await;
+    if closed.is_err() {
+        bail!(
+            "{client_id}: the broker did not close the connection within {} s of DISCONNECT",
+            CLOSE_WAIT.as_secs()
+        );
+    }
+    Ok(())
 }
 
 /// A TLS connector trusting the CA certificates in the PEM file `ca`, with the `ring` provider

@@ -2,7 +2,9 @@
 //! each (a publisher's acknowledgements are read by a second task), write in batches, and
 //! allocate nothing per message: each PUBLISH is encoded around a static zero payload and its
 //! header patched in place. Every payload starts with the publisher id, a sequence number and the
-//! send time, so subscribers count loss, duplicates and latency.
+//! send time, so subscribers count loss, duplicates and latency. With `--persistent` subscribers
+//! hold persistent sessions (clean session 0), so a broker with a store writes their queued and
+//! in-flight QoS 1/2 messages to it; after the run each checks the broker kept its session.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -17,7 +19,7 @@ use codec::{
 use tokio::sync::{Notify, Semaphore};
 
 use crate::args::{Args, Scenario};
-use crate::conn::{Dialer, Tx, V};
+use crate::conn::{self, Dialer, Tx, V};
 
 /// Header of every payload: publisher id (4), sequence number (8), send time in ns (8).
 pub const HEADER: usize = 20;
@@ -68,6 +70,8 @@ struct Common {
     /// Messages per second per publisher; 0 for as fast as the window allows.
     rate: u64,
     publishers: usize,
+    /// Subscribers hold persistent sessions.
+    persistent: bool,
     /// Time origin of the timestamps in payloads.
     base: Instant,
     deadline: tokio::time::Instant,
@@ -100,6 +104,7 @@ pub async fn run(a: &Args) -> anyhow::Result<Outcome> {
         payload: a.payload,
         rate,
         publishers,
+        persistent: a.persistent,
         base: Instant::now(),
         deadline: tokio::time::Instant::now() + a.timeout,
     });
@@ -197,7 +202,12 @@ async fn subscribe_and_count(
     ready: &Semaphore,
     keep_latency: bool,
 ) -> anyhow::Result<(Vec<u32>, Option<Instant>)> {
-    let (mut rx, mut tx, mut buf) = c.dialer.open(&format!("lg-sub-{id}"), None).await?;
+    let client_id = format!("lg-sub-{id}");
+    let (mut rx, mut tx, mut buf) = if c.persistent {
+        c.dialer.open_persistent(&client_id).await?
+    } else {
+        c.dialer.open(&client_id, None).await?
+    };
     let mut out = BytesMut::with_capacity(4096);
     Packet::Subscribe(Subscribe {
         packet_id: PacketId::new(1).context("packet id 1")?,
@@ -282,7 +292,18 @@ async fn subscribe_and_count(
         }
     }
     tally.received.fetch_add(got, Ordering::Relaxed);
-    disconnect(&mut tx, &mut out).await;
+    if c.persistent {
+        // The last PUBACKs are processed before the check reconnects; a broker that treated the
+        // session as clean would have measured something else.
+        conn::disconnect_and_wait(&client_id, &mut rx, &mut tx, &mut buf).await?;
+        if !c.dialer.session_kept(&client_id).await? {
+            bail!(
+                "subscriber {id}: the broker did not keep the persistent session (session present 0)"
+            );
+        }
+    } else {
+        disconnect(&mut tx, &mut out).await;
+    }
     Ok((latencies, last_receive))
 }
 

@@ -9,6 +9,7 @@
 //! loadgen fanin   --addr 127.0.0.1:8883 --qos 1 --clients 4 --transport tls --ca certs/ca.pem
 //! loadgen fanin   --addr 127.0.0.1:9926 --qos 1 --clients 4 --transport ws
 //! loadgen latency --addr 127.0.0.1:1883 --qos 1 --rate 2000 --count 10000
+//! loadgen fanin   --addr 127.0.0.1:1883 --qos 1 --clients 4 --persistent
 //! loadgen idle    --addr 127.0.0.1:1883 --clients 10000 --broker-pid 4242 --hold 3
 //! ```
 
@@ -66,8 +67,9 @@ async fn main() -> anyhow::Result<()> {
     let o = flow::run(&a).await?;
     let secs = o.elapsed.as_secs_f64().max(1e-9);
     println!(
-        "scenario={} transport={transport} qos={} clients={} payload={} received={} expected={} secs={secs:.3} rate={:.0} lost={} dup={} p50_us={} p90_us={} p99_us={} p999_us={}",
+        "scenario={} transport={transport} session={} qos={} clients={} payload={} received={} expected={} secs={secs:.3} rate={:.0} lost={} dup={} p50_us={} p90_us={} p99_us={} p999_us={}",
         a.scenario.name(),
+        if a.persistent { "persistent" } else { "clean" },
         a.qos as u8,
         a.clients,
         a.payload,

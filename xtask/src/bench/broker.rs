@@ -1,5 +1,7 @@
 //! The broker processes of a benchmark run: ours and Debian's mosquitto, each configured by the
-//! harness on loopback ports, optionally pinned to CPU 0 and given a raised open-files limit.
+//! harness on loopback ports, optionally pinned to CPU 0 and given a raised open-files limit, with
+//! its persistence on disk or in memory ([`Storage`]). Every start begins from an empty data
+//! directory.
 
 use std::net::{SocketAddr, TcpStream};
 use std::path::{Path, PathBuf};
@@ -33,6 +35,18 @@ pub struct Ports {
     pub tls: u16,
     /// MQTT over WebSocket.
     pub ws: u16,
+}
+
+/// Where a broker keeps sessions and messages.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Storage {
+    /// Ours: the durable store in `<root>/mqtt-data` with `mqtt.storage.durability: batch` (the
+    /// default), acknowledging only what is synced. mosquitto: `persistence true`, which writes a
+    /// snapshot at `autosave_interval` (default 1800 s) and at shutdown only, so it writes nothing
+    /// during a run and acknowledges what it has not stored.
+    Disk,
+    /// Ours: `mqtt.storage.path: null`. mosquitto: `persistence false`.
+    Memory,
 }
 
 /// How broker processes are launched.
@@ -138,12 +152,22 @@ impl Drop for Broker {
     }
 }
 
+/// Our broker's data directory (`mqtt.storage.path` defaults to `<root>/mqtt-data`).
+pub fn ours_data(launch: &Launch) -> PathBuf {
+    launch.dir.join("ours").join("mqtt-data")
+}
+
 /// Our broker with plain, TLS and WebSocket listeners on [`OURS`], anonymous access to every
-/// topic, and queue limits high enough to measure delivery rather than drops.
-pub fn ours(server: &Path, launch: &Launch) -> anyhow::Result<Broker> {
+/// topic, queue limits high enough to measure delivery rather than drops, and `storage`. Its root
+/// directory, store included, is deleted first.
+pub fn ours(server: &Path, launch: &Launch, storage: Storage) -> anyhow::Result<Broker> {
     let root = launch.dir.join("ours");
     let _ = std::fs::remove_dir_all(&root);
     std::fs::create_dir_all(&root)?;
+    let storage = match storage {
+        Storage::Disk => "  storage:\n    durability: batch\n",
+        Storage::Memory => "  storage:\n    path: null\n",
+    };
     let certs = &launch.certs;
     let path = |name: &str| certs.join(name).display().to_string();
     let Ports { tcp, tls, ws } = OURS;
@@ -152,7 +176,7 @@ pub fn ours(server: &Path, launch: &Launch) -> anyhow::Result<Broker> {
         format!(
             "mqtt:\n  network:\n    port: \"127.0.0.1:{tcp}\"\n    securePort: \"127.0.0.1:{tls}\"\n  \
              webSocket: true\n  requireAuthentication: false\n  limits:\n    maxQueuedMessages: 100000\n    \
-             maxInflight: 1024\n    receiveMaximum: 1024\n\
+             maxInflight: 1024\n    receiveMaximum: 1024\n{storage}\
              http:\n  port: \"127.0.0.1:{ws}\"\n\
              tls:\n  certificate: {}\n  privateKey: {}\n  certificateAuthority: {}\n\
              logging:\n  level: error\n",
@@ -177,22 +201,43 @@ pub fn ours(server: &Path, launch: &Launch) -> anyhow::Result<Broker> {
     )
 }
 
-/// Settings both mosquitto processes share: unlimited connections and queue, 1024 in flight, no
-/// persistence, anonymous access, errors only in the log. `user root` keeps a mosquitto started
-/// by root from switching to the `mosquitto` user, who could not read the generated server key
-/// (mode 0600); started by anyone else it has no effect.
+/// Settings both mosquitto processes share: unlimited connections and queue, 1024 in flight,
+/// anonymous access, errors only in the log. `user root` keeps a mosquitto started by root from
+/// switching to the `mosquitto` user, who could not read the generated server key (mode 0600);
+/// started by anyone else it has no effect.
 const MOSQUITTO_COMMON: &str = "allow_anonymous true\nmax_connections -1\nmax_queued_messages 0\n\
-     max_inflight_messages 1024\npersistence false\nlog_type error\nuser root\n";
+     max_inflight_messages 1024\nlog_type error\nuser root\n";
 
-/// mosquitto with plain and TLS listeners on [`MOSQUITTO`].
-pub fn mosquitto(launch: &Launch) -> anyhow::Result<Broker> {
+/// mosquitto's persistence directory (`persistence_location`).
+fn mosquitto_data(launch: &Launch) -> PathBuf {
+    launch.dir.join("mosquitto-data")
+}
+
+/// mosquitto with plain and TLS listeners on [`MOSQUITTO`] and `storage`. With
+/// [`Storage::Disk`] its persistence directory is emptied first; `autosave_interval` is written
+/// out at its default, 1800 s, to show that a run never reaches a save: mosquitto 2.0 writes
+/// `mosquitto.db` only then and at shutdown.
+pub fn mosquitto(launch: &Launch, storage: Storage) -> anyhow::Result<Broker> {
     let Ports { tcp, tls, .. } = MOSQUITTO;
     let certs = &launch.certs;
+    let persistence = match storage {
+        Storage::Disk => {
+            let data = mosquitto_data(launch);
+            let _ = std::fs::remove_dir_all(&data);
+            std::fs::create_dir_all(&data)?;
+            // The trailing slash matters: mosquitto appends the file name to the location.
+            format!(
+                "persistence true\npersistence_location {}/\nautosave_interval 1800\n",
+                data.display()
+            )
+        }
+        Storage::Memory => "persistence false\n".to_owned(),
+    };
     let conf = launch.dir.join("mosquitto.conf");
     std::fs::write(
         &conf,
         format!(
-            "{MOSQUITTO_COMMON}listener {tcp} 127.0.0.1\n\
+            "{MOSQUITTO_COMMON}{persistence}listener {tcp} 127.0.0.1\n\
              listener {tls} 127.0.0.1\ncafile {}\ncertfile {}\nkeyfile {}\n",
             certs.join("ca.pem").display(),
             certs.join("server.pem").display(),
@@ -218,7 +263,7 @@ pub fn mosquitto_ws(launch: &Launch) -> anyhow::Result<Broker> {
     std::fs::write(
         &conf,
         format!(
-            "{MOSQUITTO_COMMON}listener {MOSQUITTO_WS_PLAIN} 127.0.0.1\n\
+            "{MOSQUITTO_COMMON}persistence false\nlistener {MOSQUITTO_WS_PLAIN} 127.0.0.1\n\
              listener {} 127.0.0.1\nprotocol websockets\n",
             MOSQUITTO.ws
         ),

@@ -118,6 +118,13 @@ pub fn throughput(groups: &[Group], subtitle: &str) -> String {
                     Anchor::Start,
                     Font::plain(11.0).fill(MUTED),
                 ),
+                Figure::NotMeasured => svg.text(
+                    X0 + 4.0,
+                    top + 11.0,
+                    "not measured",
+                    Anchor::Start,
+                    Font::plain(11.0).fill(MUTED),
+                ),
             }
         }
         if let (Some(a), Some(b)) = (g.ours.value(), g.mosquitto.value())
@@ -213,7 +220,7 @@ pub fn latency(groups: &[Group], title: &str, subtitle: &str) -> String {
                     Anchor::Middle,
                     Font::bold(11.0).fill(BAD),
                 ),
-                Figure::NotApplicable => svg.text(
+                Figure::NotApplicable | Figure::NotMeasured => svg.text(
                     mid,
                     Y_BOTTOM - 6.0,
                     "n/a",

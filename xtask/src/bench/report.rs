@@ -1,5 +1,5 @@
-//! The report of a run: the Markdown table of medians, and `results.md` with the machine, date,
-//! versions and command, beside the two charts.
+//! The report of a run: the Markdown table of medians, issue #8's durable-store comparison, and
+//! `results.md` with the machine, date, versions and command, beside the two charts.
 
 use std::fmt::Write;
 use std::path::Path;
@@ -12,6 +12,8 @@ use super::{Chart, Figure, Options, thousands};
 
 /// One row of the table: both brokers' medians.
 pub struct RowResult {
+    /// The key of the scenario it comes from.
+    pub scenario: &'static str,
     /// What is measured, with its unit.
     pub name: String,
     /// Where it is drawn.
@@ -31,21 +33,7 @@ pub fn table(rows: &[RowResult]) -> String {
     let mut out =
         String::from("| scenario | ours | mosquitto | ours / mosquitto |\n|---|---:|---:|---:|\n");
     for r in rows {
-        let cell = |f: Figure, lost: Option<f64>| match f {
-            Figure::Value(v) => {
-                let loss = match lost {
-                    Some(l) if l > 0.0 => format!(" ({:.0} % lost)", l * 100.0),
-                    _ => String::new(),
-                };
-                format!("{}{loss}", thousands(v))
-            }
-            Figure::Failed => "failed".to_owned(),
-            Figure::NotApplicable => "n/a".to_owned(),
-        };
-        let ratio = match (r.ours.value(), r.mosquitto.value()) {
-            (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
-            _ => "–".to_owned(),
-        };
+        let ratio = ratio(r.ours, r.mosquitto);
         let _ = writeln!(
             out,
             "| {} | {} | {} | {ratio} |",
@@ -55,6 +43,59 @@ pub fn table(rows: &[RowResult]) -> String {
         );
     }
     out
+}
+
+/// A table cell: the figure, with the share lost when there is one.
+fn cell(f: Figure, lost: Option<f64>) -> String {
+    match f {
+        Figure::Value(v) => {
+            let loss = match lost {
+                Some(l) if l > 0.0 => format!(" ({:.0} % lost)", l * 100.0),
+                _ => String::new(),
+            };
+            format!("{}{loss}", thousands(v))
+        }
+        Figure::Failed => "failed".to_owned(),
+        Figure::NotApplicable => "n/a".to_owned(),
+        Figure::NotMeasured => "–".to_owned(),
+    }
+}
+
+/// `a / b` to two decimals, or a dash when either is missing.
+fn ratio(a: Figure, b: Figure) -> String {
+    match (a.value(), b.value()) {
+        (Some(a), Some(b)) if b != 0.0 => format!("{:.2}", a / b),
+        _ => "–".to_owned(),
+    }
+}
+
+/// Issue #8's comparison when `persist-qos1` or `persist-qos1-mem` ran: QoS 1 fan-in to a
+/// persistent subscriber with our store on (a), off (b), and mosquitto with `persistence true`
+/// (c), with the ratios (a)/(b) (the issue's aim: at least 0.5) and (a)/(c).
+pub fn durability(rows: &[RowResult]) -> Option<String> {
+    let on = rows.iter().find(|r| r.scenario == "persist-qos1");
+    let off = rows.iter().find(|r| r.scenario == "persist-qos1-mem");
+    if on.is_none() && off.is_none() {
+        return None;
+    }
+    let a = on.map_or(Figure::NotMeasured, |r| r.ours);
+    let b = off.map_or(Figure::NotMeasured, |r| r.ours);
+    let c = on.map_or(Figure::NotMeasured, |r| r.mosquitto);
+    let mut out = String::from(
+        "| fan-in 4→1, QoS 1, persistent subscriber, msg/s | (a) ours, store on (`batch`) \
+         | (b) ours, store off (`path: null`) | (c) mosquitto, `persistence true` \
+         | (a) / (b), aim ≥ 0.5 | (a) / (c) |\n|---|---:|---:|---:|---:|---:|\n",
+    );
+    let _ = writeln!(
+        out,
+        "| median of the rounds | {} | {} | {} | {} | {} |",
+        cell(a, None),
+        cell(b, None),
+        cell(c, None),
+        ratio(a, b),
+        ratio(a, c),
+    );
+    Some(out)
 }
 
 /// Facts about the run that make its figures comparable.
@@ -131,6 +172,7 @@ impl Meta {
 
 /// Writes `results.md`, `throughput.svg` and `latency.svg` into `dir`.
 pub fn write(dir: &Path, meta: &Meta, table: &str, rows: &[RowResult]) -> anyhow::Result<()> {
+    let durability = durability(rows);
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let subtitle = format!(
         "median of {} round(s), {}; {}",
@@ -181,11 +223,14 @@ pub fn write(dir: &Path, meta: &Meta, table: &str, rows: &[RowResult]) -> anyhow
         )?;
         charts += "![latency percentiles, ours and mosquitto](latency.svg)\n\n";
     }
-    std::fs::write(dir.join("results.md"), results_md(meta, table, &charts))?;
+    std::fs::write(
+        dir.join("results.md"),
+        results_md(meta, table, durability.as_deref(), &charts),
+    )?;
     Ok(())
 }
 
-fn results_md(meta: &Meta, table: &str, charts: &str) -> String {
+fn results_md(meta: &Meta, table: &str, durability: Option<&str>, charts: &str) -> String {
     let mut md = String::from("# Benchmark: harper-mqtt and mosquitto\n\n");
     if meta.quick {
         md += "**Quick smoke run** (small counts, one round): it shows the scenarios work, its \
@@ -227,9 +272,37 @@ fn results_md(meta: &Meta, table: &str, charts: &str) -> String {
         let _ = writeln!(md, "- mosquitto's WebSocket listener did not start: {why}.");
     }
     md += "\n";
+    if let Some(durability) = durability {
+        md += "## Durable store: QoS 1 to a persistent subscriber (issue #8)\n\n";
+        md += durability;
+        md += PERSIST_NOTES;
+        md += "\n";
+    }
     md += charts;
     md
 }
+
+/// How to read the `persist-qos1` and `persist-qos1-mem` rows.
+const PERSIST_NOTES: &str = "\n\
+- Scenarios `persist-qos1` (rows \"…, store on\": (a) and (c)) and `persist-qos1-mem` (row \
+\"…, store off\": (b); mosquitto is not measured there): fan-in 4→1 at QoS 1 as in `fanin-qos1`, \
+but the subscriber holds a persistent session (MQTT 3.1.1 clean session 0, `loadgen \
+--persistent`; any old session is first cleared by a clean connection, and after the run \
+loadgen checks that the broker kept the session). Every message is then queued for a session \
+that must survive a restart. Publishers use clean sessions. Each run restarts the broker from \
+an empty data directory.\n\
+- Ours, store on: the redb store in `<root>/mqtt-data` with `mqtt.storage.durability: batch` \
+(the default): a PUBACK to a publisher waits until the batch holding its message is synced, and \
+a subscriber's PUBACK arriving before that batch commits cancels the write. Ours, store off: \
+`mqtt.storage.path: null`, everything in memory. The harness fails a run whose data directory \
+does not match (missing with the store on, present with it off); `store_kib` in the run lines \
+is the directory's size after the run.\n\
+- mosquitto, `persistence true` (`persistence_location` in the run directory): mosquitto 2.0 \
+writes its database only every `autosave_interval` (1800 s, its default) and at shutdown, so \
+during a run it writes nothing, and a crash loses everything since the last save, acknowledged \
+messages included. (a) / (c) therefore compares durable acknowledgements with a broker that \
+keeps them in memory; mosquitto with `persistence false` to a clean subscriber is the \
+`fanin-qos1` row.\n";
 
 #[cfg(test)]
 mod tests {
@@ -239,6 +312,7 @@ mod tests {
     fn table_shows_loss_failures_and_ratio() {
         let rows = [
             RowResult {
+                scenario: "fanin-qos0",
                 name: "fan-in 4→1, QoS 0, msg/s".to_owned(),
                 chart: Chart::Throughput,
                 ours: Figure::Value(427_343.0),
@@ -247,6 +321,7 @@ mod tests {
                 mosquitto_lost: Some(0.0),
             },
             RowResult {
+                scenario: "fanin-qos1-ws",
                 name: "fan-in 4→1, QoS 1, WebSocket, msg/s".to_owned(),
                 chart: Chart::Throughput,
                 ours: Figure::Failed,
@@ -258,5 +333,40 @@ mod tests {
         let t = table(&rows);
         assert!(t.contains("| fan-in 4→1, QoS 0, msg/s | 427,343 (73 % lost) | 183,881 | 2.32 |"));
         assert!(t.contains("| fan-in 4→1, QoS 1, WebSocket, msg/s | failed | n/a | – |"));
+        assert_eq!(durability(&rows), None);
+    }
+
+    fn persist_row(scenario: &'static str, ours: Figure, mosquitto: Figure) -> RowResult {
+        RowResult {
+            scenario,
+            name: scenario.to_owned(),
+            chart: Chart::Throughput,
+            ours,
+            mosquitto,
+            ours_lost: Some(0.0),
+            mosquitto_lost: Some(0.0),
+        }
+    }
+
+    #[test]
+    fn durability_table_gives_both_ratios() {
+        let rows = [
+            persist_row(
+                "persist-qos1",
+                Figure::Value(120_000.0),
+                Figure::Value(60_000.0),
+            ),
+            persist_row(
+                "persist-qos1-mem",
+                Figure::Value(300_000.0),
+                Figure::NotMeasured,
+            ),
+        ];
+        assert!(table(&rows).contains("| persist-qos1-mem | 300,000 | – | – |"));
+        let d = durability(&rows).unwrap();
+        assert!(d.contains("| median of the rounds | 120,000 | 300,000 | 60,000 | 0.40 | 2.00 |"));
+        // Only the store-on scenario ran: (b) and its ratio are dashes.
+        let d = durability(&rows[..1]).unwrap();
+        assert!(d.contains("| 120,000 | – | 60,000 | – | 2.00 |"));
     }
 }
