@@ -1,12 +1,12 @@
 //! One batch of ops: coalesced once, then applied in one write transaction (again after a
 //! failure: applying does not change the batch).
 
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use redb::{ReadableTable, Table, WriteTransaction};
 use tracing::{debug, error, warn};
 
+use crate::fast_hash::FastMap;
 use crate::format;
 use crate::record::{MessageRecord, Op};
 use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
@@ -16,7 +16,7 @@ pub(crate) struct Batch {
     /// The ops to apply, in order, without `PutMessage`s.
     ops: Vec<Op>,
     /// The messages of the batch's `PutMessage`s, written when an entry first refers to them.
-    messages: HashMap<u64, Arc<MessageRecord>>,
+    messages: FastMap<u64, Arc<MessageRecord>>,
     /// Number of `PutMessage` ops.
     puts: u64,
     /// Ops submitted.
@@ -28,7 +28,7 @@ pub(crate) struct Batch {
 /// What applying a batch did, kept only if its transaction commits.
 pub(crate) struct Applied {
     /// New reference counts of the messages the batch touched (0: row deleted).
-    pub(crate) refcounts: HashMap<u64, u32>,
+    pub(crate) refcounts: FastMap<u64, u32>,
     /// Ops applied.
     pub(crate) written: u64,
     /// Ops made unnecessary.
@@ -45,8 +45,8 @@ impl Batch {
         let submitted = ops.len() as u64;
         let mut kept: Vec<Option<Op>> = Vec::with_capacity(ops.len());
         // (client id, seq) -> index in `kept` of an Enqueue nothing has cancelled yet.
-        let mut enqueued: HashMap<(Arc<str>, u64), usize> = HashMap::new();
-        let mut messages = HashMap::new();
+        let mut enqueued: FastMap<(Arc<str>, u64), usize> = FastMap::default();
+        let mut messages = FastMap::default();
         let mut puts = 0;
         let mut cancelled = 0;
         for op in ops {
@@ -112,7 +112,7 @@ impl Batch {
     pub(crate) fn apply(
         &self,
         txn: &WriteTransaction,
-        refcounts: &HashMap<u64, u32>,
+        refcounts: &FastMap<u64, u32>,
     ) -> Result<Applied, redb::Error> {
         let mut a = Apply {
             messages: txn.open_table(MESSAGES)?,
@@ -121,7 +121,7 @@ impl Batch {
             inbound: txn.open_table(INBOUND)?,
             retained: txn.open_table(RETAINED)?,
             base: refcounts,
-            changed: HashMap::new(),
+            changed: FastMap::default(),
             bytes: 0,
             stored: 0,
         };
@@ -145,8 +145,8 @@ struct Apply<'t, 'r> {
     queue: Table<'t, (&'static str, u64), &'static [u8]>,
     inbound: Table<'t, (&'static str, u16), ()>,
     retained: Table<'t, &'static str, &'static [u8]>,
-    base: &'r HashMap<u64, u32>,
-    changed: HashMap<u64, u32>,
+    base: &'r FastMap<u64, u32>,
+    changed: FastMap<u64, u32>,
     bytes: u64,
     /// Message rows written.
     stored: u64,
@@ -156,7 +156,7 @@ impl Apply<'_, '_> {
     fn op(
         &mut self,
         op: &Op,
-        messages: &HashMap<u64, Arc<MessageRecord>>,
+        messages: &FastMap<u64, Arc<MessageRecord>>,
     ) -> Result<(), redb::Error> {
         match op {
             // Moved into `Batch::messages` by coalescing.

@@ -67,6 +67,7 @@
 mod backend;
 mod batch;
 mod error;
+mod fast_hash;
 mod format;
 mod policy;
 mod record;

@@ -1,7 +1,7 @@
 //! Start-up: read everything back, drop what expired or lost its owner, and rebuild the
 //! message reference counts, in one write transaction.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::SystemTime;
@@ -11,6 +11,7 @@ use redb::{Database, ReadableTable};
 use tracing::{info, warn};
 
 use crate::error::StoreError;
+use crate::fast_hash::FastMap;
 use crate::format::{self, FormatError};
 use crate::record::{EntryState, MessageRecord, Recovered, RecoveredSession};
 use crate::tables::{self, INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
@@ -20,7 +21,7 @@ pub(crate) struct State {
     /// The records for the broker.
     pub(crate) recovered: Recovered,
     /// Message id -> number of queue entries referring to it.
-    pub(crate) refcounts: HashMap<u64, u32>,
+    pub(crate) refcounts: FastMap<u64, u32>,
     /// One above the highest message id stored.
     pub(crate) next_message_id: u64,
 }
@@ -55,7 +56,7 @@ pub(crate) fn recover(db: &Database, path: &Path, now: SystemTime) -> Result<Sta
     let mut dropped = Dropped::default();
     let mut sessions = BTreeMap::new();
     let mut next_message_id = 1;
-    let mut refcounts: HashMap<u64, u32> = HashMap::new();
+    let mut refcounts: FastMap<u64, u32> = FastMap::default();
     let mut retained = Vec::new();
     {
         let mut table = txn.open_table(SESSIONS).map_err(open_err("sessions"))?;
@@ -87,7 +88,7 @@ pub(crate) fn recover(db: &Database, path: &Path, now: SystemTime) -> Result<Sta
     }
     {
         let mut table = txn.open_table(MESSAGES).map_err(open_err("messages"))?;
-        let mut messages: HashMap<u64, Arc<MessageRecord>> = HashMap::new();
+        let mut messages: FastMap<u64, Arc<MessageRecord>> = FastMap::default();
         for row in table.iter().map_err(|e| storage(e.into()))? {
             let (key, value) = row.map_err(|e| storage(e.into()))?;
             let id = key.value();

@@ -2,7 +2,6 @@
 //! one write transaction, then publishes its ticket as durable. Failed commits are retried with
 //! backoff, and nothing is reported durable until its batch has committed.
 
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -11,6 +10,7 @@ use tracing::{error, info};
 
 use crate::Policy;
 use crate::batch::Batch;
+use crate::fast_hash::FastMap;
 use crate::record::Op;
 use crate::store::{Shared, lock};
 use crate::tables;
@@ -29,13 +29,13 @@ pub(crate) struct Writer {
     /// database is opened again.
     db: Option<Database>,
     /// Message id -> queue entries referring to it, as committed.
-    refcounts: HashMap<u64, u32>,
+    refcounts: FastMap<u64, u32>,
     /// When the last batch committed (for [`Policy::Interval`]).
     last_commit: Instant,
 }
 
 impl Writer {
-    pub(crate) fn new(shared: Arc<Shared>, db: Database, refcounts: HashMap<u64, u32>) -> Self {
+    pub(crate) fn new(shared: Arc<Shared>, db: Database, refcounts: FastMap<u64, u32>) -> Self {
         Self {
             shared,
             db: Some(db),
@@ -92,7 +92,9 @@ impl Writer {
             };
             pending = match due {
                 Some(due) if due <= now => {
-                    let ops = std::mem::take(&mut pending.ops);
+                    // The next batch likely has as many ops: size its buffer once.
+                    let capacity = pending.ops.len();
+                    let ops = std::mem::replace(&mut pending.ops, Vec::with_capacity(capacity));
                     let ticket = pending.batch;
                     pending.batch += 1;
                     pending.since = None;
