@@ -116,6 +116,42 @@ impl Node {
             && self.exact.is_empty()
             && self.multi.is_empty()
     }
+
+    /// Holds nothing but the one branch a path goes through.
+    fn only_passes_through(&self) -> bool {
+        self.exact.is_empty()
+            && self.multi.is_empty()
+            && self.children.len() + usize::from(self.plus.is_some()) == 1
+    }
+
+    fn child(&self, level: &str) -> Option<&Node> {
+        if level == "+" {
+            self.plus.as_deref()
+        } else {
+            self.children.get(level)
+        }
+    }
+
+    fn child_mut(&mut self, level: &str) -> Option<&mut Node> {
+        if level == "+" {
+            self.plus.as_deref_mut()
+        } else {
+            self.children.get_mut(level)
+        }
+    }
+}
+
+impl Drop for Node {
+    /// Takes the subtree apart level by level: the default drop would recurse once per level,
+    /// and a client may subscribe to a filter of thousands of levels.
+    fn drop(&mut self) {
+        let mut below: Vec<Node> = self.children.drain().map(|(_, n)| n).collect();
+        below.extend(self.plus.take().map(|n| *n));
+        while let Some(mut node) = below.pop() {
+            below.extend(node.children.drain().map(|(_, n)| n));
+            below.extend(node.plus.take().map(|n| *n));
+        }
+    }
 }
 
 /// Every subscription of every session, by filter.
@@ -159,14 +195,61 @@ impl SubscriptionIndex {
         self.count += after - before;
     }
 
-    /// Removes a session's subscription to `filter`; true if it existed.
+    /// Removes a session's subscription to `filter`; true if it existed. Emptied branches are
+    /// pruned. No recursion: a filter may have thousands of levels.
     pub fn remove(&mut self, filter: &TopicFilter, session_id: u64) -> bool {
-        let levels: Vec<&str> = filter.filter().split('/').collect();
-        let removed = remove_at(&mut self.root, &levels, filter.share_group(), session_id);
-        if removed {
-            self.count -= 1;
+        let mut levels: Vec<&str> = filter.filter().split('/').collect();
+        let multi = levels.last() == Some(&"#");
+        if multi {
+            levels.pop();
         }
-        removed
+        // The highest edge below which nothing but this path would be left.
+        let mut cut = 0;
+        let mut node = &self.root;
+        for (depth, level) in levels.iter().enumerate() {
+            if depth > 0 && !node.only_passes_through() {
+                cut = depth;
+            }
+            match node.child(level) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        if !levels.is_empty() && !node.only_passes_through() && !node.children.is_empty() {
+            // The target has branches of its own: it stays whatever happens.
+            cut = levels.len();
+        }
+        let mut node = &mut self.root;
+        for level in &levels {
+            match node.child_mut(level) {
+                Some(child) => node = child,
+                None => return false,
+            }
+        }
+        let subscribers = if multi {
+            &mut node.multi
+        } else {
+            &mut node.exact
+        };
+        if !subscribers.remove(filter.share_group(), session_id) {
+            return false;
+        }
+        self.count -= 1;
+        if node.is_empty() && cut < levels.len() {
+            let mut node = &mut self.root;
+            for level in &levels[..cut] {
+                match node.child_mut(level) {
+                    Some(child) => node = child,
+                    None => return true,
+                }
+            }
+            if levels[cut] == "+" {
+                node.plus = None;
+            } else {
+                node.children.remove(levels[cut]);
+            }
+        }
+        true
     }
 
     /// Number of subscriptions.
@@ -175,61 +258,28 @@ impl SubscriptionIndex {
     }
 
     /// Appends every subscriber whose filter matches `topic` (one member per shared group).
+    /// Walks with an explicit stack: a topic may have thousands of levels.
     pub fn matches<'a>(&'a self, topic: &str, out: &mut Vec<&'a Subscriber>) {
         let levels: Vec<&str> = topic.split('/').collect();
         let system = topic.starts_with('$');
-        collect(&self.root, &levels, 0, system, out);
-    }
-}
-
-fn collect<'a>(
-    node: &'a Node,
-    levels: &[&str],
-    depth: usize,
-    system: bool,
-    out: &mut Vec<&'a Subscriber>,
-) {
-    // [MQTT-4.7.2-1]: a wildcard in the first level never matches a topic starting with `$`.
-    let wildcard_ok = !(depth == 0 && system);
-    if wildcard_ok {
-        // `#` matches this level's parent too: `a/#` matches `a`.
-        node.multi.collect(out);
-    }
-    let Some(level) = levels.get(depth) else {
-        node.exact.collect(out);
-        return;
-    };
-    if let Some(child) = node.children.get(*level) {
-        collect(child, levels, depth + 1, system, out);
-    }
-    if wildcard_ok && let Some(plus) = &node.plus {
-        collect(plus, levels, depth + 1, system, out);
-    }
-}
-
-fn remove_at(node: &mut Node, levels: &[&str], group: Option<&str>, session_id: u64) -> bool {
-    match levels {
-        [] => node.exact.remove(group, session_id),
-        ["#"] => node.multi.remove(group, session_id),
-        [level, rest @ ..] => {
-            if *level == "+" {
-                let Some(plus) = node.plus.as_mut() else {
-                    return false;
-                };
-                let removed = remove_at(plus, rest, group, session_id);
-                if plus.is_empty() {
-                    node.plus = None;
-                }
-                removed
-            } else {
-                let Some(child) = node.children.get_mut(*level) else {
-                    return false;
-                };
-                let removed = remove_at(child, rest, group, session_id);
-                if child.is_empty() {
-                    node.children.remove(*level);
-                }
-                removed
+        let mut stack: Vec<(&Node, usize)> = vec![(&self.root, 0)];
+        while let Some((node, depth)) = stack.pop() {
+            // [MQTT-4.7.2-1]: a wildcard in the first level never matches a topic starting
+            // with `$`.
+            let wildcard_ok = !(depth == 0 && system);
+            if wildcard_ok {
+                // `#` matches this level's parent too: `a/#` matches `a`.
+                node.multi.collect(out);
+            }
+            let Some(level) = levels.get(depth) else {
+                node.exact.collect(out);
+                continue;
+            };
+            if wildcard_ok && let Some(plus) = &node.plus {
+                stack.push((plus, depth + 1));
+            }
+            if let Some(child) = node.children.get(*level) {
+                stack.push((child, depth + 1));
             }
         }
     }
@@ -315,5 +365,48 @@ mod tests {
         assert_eq!(first.len(), 1);
         assert_eq!(second.len(), 1);
         assert_ne!(first, second);
+    }
+
+    #[test]
+    fn filters_and_topics_of_thousands_of_levels_cannot_exhaust_the_stack() {
+        let session = Session::new(Arc::from("deep"), Expiry::OnClose);
+        let mut index = SubscriptionIndex::default();
+        let topic = vec!["l"; 30_000].join("/");
+        let plus = vec!["+"; 29_999].join("/") + "/#";
+        for filter in [topic.as_str(), plus.as_str()] {
+            index.insert(&TopicFilter::try_from(filter).unwrap(), sub(&session));
+        }
+        assert_eq!(matched(&index, &topic).len(), 2);
+        assert!(index.remove(&TopicFilter::try_from(topic.as_str()).unwrap(), session.id));
+        assert_eq!(matched(&index, &topic).len(), 1);
+        assert!(index.remove(&TopicFilter::try_from(plus.as_str()).unwrap(), session.id));
+        assert!(index.root.is_empty(), "every emptied branch is pruned");
+        // And a deep index is dropped without recursion.
+        index.insert(
+            &TopicFilter::try_from(topic.as_str()).unwrap(),
+            sub(&session),
+        );
+        drop(index);
+    }
+
+    #[test]
+    fn removal_prunes_only_what_it_emptied() {
+        let a = Session::new(Arc::from("a"), Expiry::OnClose);
+        let mut index = SubscriptionIndex::default();
+        for f in ["x/y/z", "x/y", "x/+/z", "x/#"] {
+            index.insert(&TopicFilter::try_from(f).unwrap(), sub(&a));
+        }
+        assert!(index.remove(&TopicFilter::try_from("x/y/z").unwrap(), a.id));
+        assert_eq!(matched(&index, "x/y/z").len(), 2, "x/+/z and x/# stay");
+        assert_eq!(matched(&index, "x/y").len(), 2, "x/y and x/# stay");
+        assert!(!index.remove(&TopicFilter::try_from("x/y/z").unwrap(), a.id));
+        for f in ["x/y", "x/+/z", "x/#"] {
+            assert!(
+                index.remove(&TopicFilter::try_from(f).unwrap(), a.id),
+                "{f}"
+            );
+        }
+        assert!(index.root.is_empty());
+        assert_eq!(index.len(), 0);
     }
 }
