@@ -1101,3 +1101,41 @@ async fn connections_above_the_per_address_rate_are_closed_at_once() {
     assert_eq!(first.recv().await, Some(Packet::PingResp));
     broker.stop().await;
 }
+
+#[tokio::test]
+async fn topics_and_filters_beyond_128_levels_are_refused() {
+    let broker = TestBroker::start().await;
+    let deep_filter = vec!["+"; 200].join("/");
+    let ok_filter = vec!["+"; 128].join("/");
+    for version in [V3, V5] {
+        let mut c = Raw::connect(broker.addr, version, "levels").await;
+        c.send(subscribe_opts(
+            1,
+            &[
+                (&deep_filter, SubscriptionOptions::with_qos(QoS::AtMostOnce)),
+                (&ok_filter, SubscriptionOptions::with_qos(QoS::AtMostOnce)),
+            ],
+            None,
+        ))
+        .await;
+        match c.recv().await {
+            Some(Packet::SubAck(ack)) => {
+                assert!(!ack.reason_codes[0].is_success(), "{version:?}: {ack:?}");
+                assert!(ack.reason_codes[1].is_success(), "{version:?}: {ack:?}");
+            }
+            other => panic!("expected SUBACK, got {other:?}"),
+        }
+        // A PUBLISH to a topic that deep closes the connection (v5: DISCONNECT 0x90 first).
+        let deep_topic = vec!["l"; 200].join("/");
+        c.send(publish(&deep_topic, b"x", QosPid::AtMostOnce, true))
+            .await;
+        let seen = c.expect_close().await;
+        if version == V5 {
+            assert!(
+                matches!(seen.last(), Some(Packet::Disconnect(d)) if d.reason_code == ReasonCode::TopicNameInvalid),
+                "{seen:?}"
+            );
+        }
+    }
+    broker.stop().await;
+}

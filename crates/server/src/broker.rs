@@ -153,7 +153,7 @@ impl Shared {
         let stored = if message.payload.is_empty() {
             None
         } else {
-            Some(message.clone())
+            Some(Arc::new(message.compact()))
         };
         // `$SYS` topics are made again every few seconds: not worth a write.
         let durable = !message.topic.as_str().starts_with("$SYS/");
@@ -218,14 +218,17 @@ impl Shared {
                 redelivery: false,
             };
             let (queued, t) = self.deliver(&first.session, delivery);
-            match queued {
+            let congested = match queued {
                 Enqueued::Queued { congested } => {
                     routed.delivered += 1;
-                    if congested && routed.congested.is_none() {
-                        routed.congested = Some(first.session.clone());
-                    }
+                    congested
                 }
-                Enqueued::Dropped | Enqueued::Offline => {}
+                Enqueued::Dropped { congested } => congested,
+                Enqueued::Offline => false,
+            };
+            // The publisher's own session is drained by the publisher: never wait for it.
+            if congested && routed.congested.is_none() && first.session.id != message.origin {
+                routed.congested = Some(first.session.clone());
             }
             routed.ticket = routed.ticket.max(t);
         }
@@ -240,7 +243,7 @@ impl Shared {
             self.options.max_queued_messages,
             self.persist.as_ref(),
         );
-        if queued == Enqueued::Dropped {
+        if matches!(queued, Enqueued::Dropped { .. }) {
             self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
         }
         (queued, ticket)

@@ -153,6 +153,15 @@ async fn wait_for_space(session: &Session) {
     }
 }
 
+/// Levels a topic name or filter may have at most (as EMQX's default `max_topic_levels`). Each
+/// level of a subscription or retained topic is a node in a trie; without a limit one packet of
+/// 64 KB of `/` would build tens of thousands of them.
+pub(crate) const MAX_TOPIC_LEVELS: usize = 128;
+
+fn too_many_levels(topic: &str) -> bool {
+    topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS
+}
+
 /// The longest a publisher waits for a congested subscriber before reading on.
 const CONGESTION_WAIT: Duration = Duration::from_millis(5);
 
@@ -173,11 +182,14 @@ where
     if n == 0 {
         return Ok(0);
     }
-    rbuf.reserve(READ_CHUNK);
-    rbuf.extend_from_slice(&first[..n]);
     if n < first.len() {
+        // A small packet: an exact allocation, since what is decoded from it (a retained
+        // message, a subscription) may keep the allocation alive for long.
+        rbuf.extend_from_slice(&first[..n]);
         return Ok(n);
     }
+    rbuf.reserve(READ_CHUNK);
+    rbuf.extend_from_slice(&first[..n]);
     // The small buffer filled up: more is probably waiting. Take it if it is there.
     let more = std::future::poll_fn(|cx| {
         let read = std::pin::pin!(stream.read_buf(&mut *rbuf));
@@ -186,7 +198,9 @@ where
             ready => ready,
         }
     })
-    .await?;
+    .await
+    // The bytes already read are handled first; the next read reports the error.
+    .unwrap_or(0);
     Ok(n + more)
 }
 
@@ -368,6 +382,14 @@ impl Connection {
                 return None;
             }
         };
+        if let Some(will) = &connect.will
+            && too_many_levels(will.topic.as_str())
+        {
+            info!(topic = %will.topic, "will topic has more than {MAX_TOPIC_LEVELS} levels; refusing");
+            refuse(ReasonCode::TopicNameInvalid, &mut wbuf);
+            let _ = stream.write_all(&wbuf).await;
+            return None;
+        }
         if let Some(will) = &connect.will
             && !shared.access.may_publish(
                 &identity,
@@ -626,6 +648,10 @@ impl Connection {
         S: AsyncWrite + Unpin,
     {
         if self.wbuf.is_empty() {
+            // Possibly reserved for a queue that the in-flight window then held back.
+            if self.wbuf.capacity() > 0 {
+                self.wbuf = BytesMut::new();
+            }
             return Ok(());
         }
         stream.write_all(&self.wbuf).await?;
@@ -776,6 +802,12 @@ impl Connection {
             }
         }
 
+        if too_many_levels(p.topic.as_str()) {
+            return self.violation(
+                ReasonCode::TopicNameInvalid,
+                "topic name has too many levels",
+            );
+        }
         let v5 = self.version.is_v5();
         let action = publish_action(p.retain, p.payload.is_empty());
         let mut reason = ReasonCode::Success;
@@ -1016,6 +1048,17 @@ impl Connection {
         let mut retained = Vec::new();
         let mut added = Vec::new();
         for (filter, options) in s.filters {
+            if too_many_levels(filter.filter()) {
+                info!(filter = %filter, "topic filter has more than {MAX_TOPIC_LEVELS} levels");
+                reasons.push(ReasonCode::TopicFilterInvalid);
+                continue;
+            }
+            // A copy of its own: kept for the session's life, it must not keep the whole read
+            // buffer it was decoded from alive.
+            let Ok(filter) = codec::TopicFilter::try_from(filter.as_str()) else {
+                reasons.push(ReasonCode::TopicFilterInvalid);
+                continue;
+            };
             if !self
                 .shared
                 .access

@@ -27,6 +27,22 @@ pub(crate) struct Message {
 }
 
 impl Message {
+    /// A copy whose topic and payload have allocations of their own. A decoded message shares
+    /// the read buffer it came from (up to 16 KB); one kept for long, such as a retained message,
+    /// should not keep that whole buffer alive.
+    pub fn compact(&self) -> Message {
+        Message {
+            topic: TopicName::try_from(self.topic.as_str()).unwrap_or_else(|_| self.topic.clone()),
+            payload: Bytes::copy_from_slice(&self.payload),
+            qos: self.qos,
+            retain: self.retain,
+            properties: self.properties.clone(),
+            expires_at: self.expires_at,
+            origin: self.origin,
+            stored: std::sync::OnceLock::new(),
+        }
+    }
+
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }

@@ -139,8 +139,9 @@ pub(crate) enum Enqueued {
     /// Queued; `congested` when the queue is past its high-water mark while its client is
     /// connected, so the publisher should give the client time to catch up.
     Queued { congested: bool },
-    /// The queue was full and this message was dropped.
-    Dropped,
+    /// The queue was full and this message was dropped; `congested` when its client is
+    /// connected (and so should be given time to catch up).
+    Dropped { congested: bool },
     /// A QoS 0 message for a session whose client is offline: not kept.
     Offline,
 }
@@ -203,9 +204,13 @@ impl Session {
                     state.queue.remove(i);
                 }
                 None => {
+                    let congested = state.is_connected();
+                    if congested {
+                        state.congested = true;
+                    }
                     drop(state);
                     self.dropped.fetch_add(1, Ordering::Relaxed);
-                    return (Enqueued::Dropped, 0);
+                    return (Enqueued::Dropped { congested }, 0);
                 }
             }
             self.dropped.fetch_add(1, Ordering::Relaxed);
