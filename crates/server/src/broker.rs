@@ -223,8 +223,7 @@ impl Shared {
                     routed.delivered += 1;
                     congested
                 }
-                Enqueued::Dropped { congested } => congested,
-                Enqueued::Offline => false,
+                Enqueued::Dropped | Enqueued::Offline => false,
             };
             // The publisher's own session is drained by the publisher: never wait for it.
             if congested && routed.congested.is_none() && first.session.id != message.origin {
@@ -243,7 +242,7 @@ impl Shared {
             self.options.max_queued_messages,
             self.persist.as_ref(),
         );
-        if matches!(queued, Enqueued::Dropped { .. }) {
+        if queued == Enqueued::Dropped {
             self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
         }
         (queued, ticket)

@@ -139,9 +139,9 @@ pub(crate) enum Enqueued {
     /// Queued; `congested` when the queue is past its high-water mark while its client is
     /// connected, so the publisher should give the client time to catch up.
     Queued { congested: bool },
-    /// The queue was full and this message was dropped; `congested` when its client is
-    /// connected (and so should be given time to catch up).
-    Dropped { congested: bool },
+    /// The queue was full and this message was dropped. A full queue does not slow publishers
+    /// (see `Session::enqueue`).
+    Dropped,
     /// A QoS 0 message for a session whose client is offline: not kept.
     Offline,
 }
@@ -204,13 +204,12 @@ impl Session {
                     state.queue.remove(i);
                 }
                 None => {
-                    let congested = state.is_connected();
-                    if congested {
-                        state.congested = true;
-                    }
+                    // A full queue no longer slows its publishers: a client this far behind,
+                    // possibly stuck, must not throttle everyone feeding it. It loses messages
+                    // under the queue policy instead.
                     drop(state);
                     self.dropped.fetch_add(1, Ordering::Relaxed);
-                    return (Enqueued::Dropped { congested }, 0);
+                    return (Enqueued::Dropped, 0);
                 }
             }
             self.dropped.fetch_add(1, Ordering::Relaxed);
