@@ -31,7 +31,7 @@ use transport::rustls::{self, ClientConfig, RootCertStore};
 use transport::{Listener, Protocol, ServerTls, TlsIdentity};
 use xtask::pki::{Credential, OcspResponder, Pki, PkiOptions};
 
-use common::{WAIT, require_program};
+use common::{Raw, WAIT, require_program};
 
 const V3: ProtocolVersion = ProtocolVersion::V3_1_1;
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -267,11 +267,7 @@ enum Outcome {
 }
 
 /// An MQTT session over any stream, driven through the codec.
-struct Mqtt<S> {
-    stream: S,
-    buf: BytesMut,
-    version: ProtocolVersion,
-}
+struct Mqtt<S>(Raw<S>);
 
 impl<S: AsyncRead + AsyncWrite + Unpin> Mqtt<S> {
     /// Sends CONNECT (with `credentials`) and reads the answer.
@@ -281,17 +277,13 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Mqtt<S> {
         client_id: &str,
         credentials: Option<(&str, &str)>,
     ) -> (Outcome, Self) {
-        let mut mqtt = Self {
-            stream,
-            buf: BytesMut::new(),
-            version,
-        };
+        let mut mqtt = Self(Raw::over(stream, version));
         let mut connect = Connect::new(version, MqttString::try_from(client_id).unwrap(), 60);
         if let Some((user, password)) = credentials {
             connect.username = Some(MqttString::try_from(user).unwrap());
             connect.password = Some(bytes::Bytes::copy_from_slice(password.as_bytes()));
         }
-        if !mqtt.send(Packet::Connect(Box::new(connect))).await {
+        if !mqtt.0.try_send(Packet::Connect(Box::new(connect))).await {
             return (Outcome::NoConnAck, mqtt);
         }
         let outcome = match mqtt.recv().await {
@@ -301,40 +293,23 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Mqtt<S> {
         (outcome, mqtt)
     }
 
-    async fn send(&mut self, packet: Packet) -> bool {
-        let mut out = BytesMut::new();
-        packet.encode(self.version, &mut out).unwrap();
-        self.stream.write_all(&out).await.is_ok() && self.stream.flush().await.is_ok()
-    }
-
     async fn recv(&mut self) -> Option<Packet> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(p) = codec::decode(&mut self.buf, self.version, u32::MAX).ok()? {
-                return Some(p);
-            }
-            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("timed out waiting for a packet")
-            {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
+        self.0.recv().await
     }
 
     /// Whether subscribing to `filter` is granted: tells which user the connection is.
     async fn may_subscribe(&mut self, filter: &str) -> bool {
         assert!(
-            self.send(Packet::Subscribe(Subscribe {
-                packet_id: PacketId::new(1).unwrap(),
-                properties: Default::default(),
-                filters: vec![(
-                    TopicFilter::try_from(filter).unwrap(),
-                    SubscriptionOptions::with_qos(QoS::AtLeastOnce),
-                )],
-            }))
-            .await
+            self.0
+                .try_send(Packet::Subscribe(Subscribe {
+                    packet_id: PacketId::new(1).unwrap(),
+                    properties: Default::default(),
+                    filters: vec![(
+                        TopicFilter::try_from(filter).unwrap(),
+                        SubscriptionOptions::with_qos(QoS::AtLeastOnce),
+                    )],
+                }))
+                .await
         );
         match self.recv().await {
             Some(Packet::SubAck(ack)) => ack.reason_codes[0].is_success(),
@@ -621,6 +596,26 @@ async fn secure_websocket_clients_log_in_with_certificates_too() {
 
 // ---- OCSP against a real responder ----
 
+/// A broker configured with `mtls`, its PKI written to `dir`, and a real `openssl ocsp`
+/// responder on the port the PKI's certificates name.
+struct WithResponder {
+    b: MtlsBroker,
+    dir: tempfile::TempDir,
+    _responder: OcspResponder,
+}
+
+async fn with_openssl_responder(mtls: Mtls) -> WithResponder {
+    let pki = pki_with_responder_port(free_port());
+    let dir = tempfile::tempdir().unwrap();
+    let responder = start_openssl_responder(&pki, dir.path());
+    let b = MtlsBroker::start(pki, mtls).await;
+    WithResponder {
+        b,
+        dir,
+        _responder: responder,
+    }
+}
+
 /// `openssl ocsp` serving the PKI's `index.txt` on the port in its certificates.
 fn start_openssl_responder(pki: &Pki, dir: &Path) -> OcspResponder {
     pki.write_to(dir).unwrap();
@@ -637,16 +632,14 @@ async fn ocsp_good_passes_revoked_is_refused_and_answers_are_cached() {
     if !require_program("openssl") {
         return;
     }
-    let pki = pki_with_responder_port(free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let _responder = start_openssl_responder(&pki, dir.path());
-    let b = MtlsBroker::start(
-        pki,
-        Mtls {
-            ocsp: ocsp(FailureMode::FailClosed, 5_000, 600_000),
-            ..Mtls::default()
-        },
-    )
+    let WithResponder {
+        b,
+        dir: _dir,
+        _responder,
+    } = with_openssl_responder(Mtls {
+        ocsp: ocsp(FailureMode::FailClosed, 5_000, 600_000),
+        ..Mtls::default()
+    })
     .await;
     b.assert_logs_in_as(&b.pki.alice.clone(), "alice").await;
     assert_eq!(b.metric("mqtt_ocsp_requests_total "), 1);
@@ -736,16 +729,14 @@ async fn the_cache_expires_after_its_ttl_and_simultaneous_checks_share_one_reque
     if !require_program("openssl") {
         return;
     }
-    let pki = pki_with_responder_port(free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let _responder = start_openssl_responder(&pki, dir.path());
-    let b = MtlsBroker::start(
-        pki,
-        Mtls {
-            ocsp: ocsp(FailureMode::FailClosed, 5_000, 1_000),
-            ..Mtls::default()
-        },
-    )
+    let WithResponder {
+        b,
+        dir: _dir,
+        _responder,
+    } = with_openssl_responder(Mtls {
+        ocsp: ocsp(FailureMode::FailClosed, 5_000, 1_000),
+        ..Mtls::default()
+    })
     .await;
     let alice = b.pki.alice.clone();
     tokio::join!(
@@ -765,10 +756,11 @@ async fn certificate_verification_false_checks_no_revocation() {
         return;
     }
     // The responder would say `revoked`, but nobody asks it.
-    let pki = pki_with_responder_port(free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let _responder = start_openssl_responder(&pki, dir.path());
-    let b = MtlsBroker::start(pki, Mtls::default()).await;
+    let WithResponder {
+        b,
+        dir: _dir,
+        _responder,
+    } = with_openssl_responder(Mtls::default()).await;
     b.assert_logs_in_as(&b.pki.revoked.clone(), "revoked").await;
     assert!(
         !b.metrics().contains("mqtt_ocsp"),
@@ -925,17 +917,11 @@ async fn mosquitto_clients_log_in_with_their_certificates() {
     if !require_program("mosquitto_pub") || !require_program("openssl") {
         return;
     }
-    let pki = pki_with_responder_port(free_port());
-    let dir = tempfile::tempdir().unwrap();
-    let _responder = start_openssl_responder(&pki, dir.path());
-    let b = MtlsBroker::start(
-        pki,
-        Mtls {
-            required: true,
-            ocsp: ocsp(FailureMode::FailClosed, 5_000, 600_000),
-            ..Mtls::default()
-        },
-    )
+    let WithResponder { b, dir, _responder } = with_openssl_responder(Mtls {
+        required: true,
+        ocsp: ocsp(FailureMode::FailClosed, 5_000, 600_000),
+        ..Mtls::default()
+    })
     .await;
     let port = b.tls.port().to_string();
     // tokio's Command: the broker runs on this test's runtime and must keep running meanwhile.

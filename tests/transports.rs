@@ -171,51 +171,19 @@ impl Broker4 {
     }
 }
 
-/// An MQTT client over any byte stream, through the codec.
-struct Client<S> {
+/// An MQTT client over any byte stream, connected (CONNECT answered with success).
+async fn connect_over<S: AsyncRead + AsyncWrite + Unpin>(
     stream: S,
-    buf: BytesMut,
     version: ProtocolVersion,
-}
-
-impl<S: AsyncRead + AsyncWrite + Unpin> Client<S> {
-    async fn connect(stream: S, version: ProtocolVersion, client_id: &str) -> Self {
-        let mut client = Self {
-            stream,
-            buf: BytesMut::new(),
-            version,
-        };
-        client.send(connect(version, client_id)).await;
-        match client.recv().await {
-            Some(Packet::ConnAck(ack)) => assert!(ack.reason_code.is_success(), "{ack:?}"),
-            other => panic!("expected CONNACK, got {other:?}"),
-        }
-        client
+    client_id: &str,
+) -> Raw<S> {
+    let mut client = Raw::over(stream, version);
+    client.send(connect(version, client_id)).await;
+    match client.recv().await {
+        Some(Packet::ConnAck(ack)) => assert!(ack.reason_code.is_success(), "{ack:?}"),
+        other => panic!("expected CONNACK, got {other:?}"),
     }
-
-    async fn send(&mut self, packet: Packet) {
-        self.stream
-            .write_all(&encode(&[packet], self.version))
-            .await
-            .unwrap();
-        self.stream.flush().await.unwrap();
-    }
-
-    async fn recv(&mut self) -> Option<Packet> {
-        let deadline = tokio::time::Instant::now() + WAIT;
-        loop {
-            if let Some(p) = codec::decode(&mut self.buf, self.version, u32::MAX).unwrap() {
-                return Some(p);
-            }
-            match tokio::time::timeout_at(deadline, self.stream.read_buf(&mut self.buf))
-                .await
-                .expect("timed out waiting for a packet")
-            {
-                Ok(0) | Err(_) => return None,
-                Ok(_) => {}
-            }
-        }
-    }
+    client
 }
 
 fn connect(version: ProtocolVersion, client_id: &str) -> Packet {
@@ -282,7 +250,7 @@ async fn tls_clients_publish_and_subscribe_over_tls_1_3_and_1_2() {
         sub_stream.get_ref().1.protocol_version(),
         Some(rustls::ProtocolVersion::TLSv1_3)
     );
-    let mut sub = Client::connect(sub_stream, V5, "tls-sub").await;
+    let mut sub = connect_over(sub_stream, V5, "tls-sub").await;
     sub.send(subscribe("tls/#")).await;
     expect_suback(sub.recv().await);
 
@@ -294,7 +262,7 @@ async fn tls_clients_publish_and_subscribe_over_tls_1_3_and_1_2() {
         pub_stream.get_ref().1.protocol_version(),
         Some(rustls::ProtocolVersion::TLSv1_2)
     );
-    let mut publisher = Client::connect(pub_stream, V3, "tls-pub").await;
+    let mut publisher = connect_over(pub_stream, V3, "tls-pub").await;
     publisher.send(publish("tls/t", b"over tls")).await;
     expect_publish(sub.recv().await, "tls/t", b"over tls");
     broker.stop().await;
@@ -343,7 +311,7 @@ async fn silent_client_on_the_tls_port_is_dropped_after_the_handshake_timeout() 
     let stream = broker
         .tls_stream(&[b"mqtt"], rustls::DEFAULT_VERSIONS, broker.tls)
         .await;
-    let mut other = Client::connect(stream, V5, "not-silent").await;
+    let mut other = connect_over(stream, V5, "not-silent").await;
     other.send(subscribe("x")).await;
     expect_suback(other.recv().await);
 
@@ -451,11 +419,11 @@ async fn connections_beyond_the_handshake_limit_are_closed_at_once() {
         .connect(ServerName::try_from("localhost").unwrap(), first)
         .await
         .unwrap();
-    let _first = Client::connect(tls, V5, "first").await;
+    let _first = connect_over(tls, V5, "first").await;
     let third = broker
         .tls_stream(&[b"mqtt"], rustls::DEFAULT_VERSIONS, broker.tls)
         .await;
-    let _third = Client::connect(third, V5, "third").await;
+    let _third = connect_over(third, V5, "third").await;
     broker.stop().await;
 }
 

@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::BytesMut;
 use codec::{ConnAck, Connect, MqttString, Packet, ProtocolVersion};
 use server::{Broker, BrokerOptions};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -72,9 +72,10 @@ impl TestBroker {
     }
 }
 
-/// A client that speaks MQTT through the codec, for exact and malformed exchanges.
-pub struct Raw {
-    pub stream: TcpStream,
+/// A client that speaks MQTT through the codec, for exact and malformed exchanges; over TCP
+/// unless made [`Raw::over`] another stream (TLS, for example).
+pub struct Raw<S = TcpStream> {
+    pub stream: S,
     buf: BytesMut,
     pub version: ProtocolVersion,
 }
@@ -112,11 +113,27 @@ impl Raw {
         assert!(ack.reason_code.is_success(), "{ack:?}");
         raw
     }
+}
+
+impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
+    /// A client on an already open stream.
+    pub fn over(stream: S, version: ProtocolVersion) -> Self {
+        Self {
+            stream,
+            buf: BytesMut::new(),
+            version,
+        }
+    }
 
     pub async fn send(&mut self, packet: Packet) {
+        assert!(self.try_send(packet).await, "write failed");
+    }
+
+    /// Sends and flushes; false if the stream failed (the broker closed it).
+    pub async fn try_send(&mut self, packet: Packet) -> bool {
         let mut out = BytesMut::new();
         packet.encode(self.version, &mut out).unwrap();
-        self.stream.write_all(&out).await.unwrap();
+        self.stream.write_all(&out).await.is_ok() && self.stream.flush().await.is_ok()
     }
 
     pub async fn send_bytes(&mut self, bytes: &[u8]) {
@@ -164,20 +181,5 @@ impl Raw {
     }
 }
 
-/// Whether an outside program is installed. Missing programs skip a test, except under
-/// `CI=true`, where CI installs them and a missing one is a failure.
-pub fn require_program(name: &str) -> bool {
-    let found = std::process::Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !found {
-        if std::env::var("CI").is_ok_and(|v| v == "true") {
-            panic!("{name} is required when CI=true (.ci/run installs it)");
-        }
-        eprintln!("skipped: {name} is not installed");
-    }
-    found
-}
+#[allow(unused_imports)] // not every test file needs it
+pub use xtask::testing::require_program;

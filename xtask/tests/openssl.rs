@@ -8,26 +8,13 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::time::Duration;
+use xtask::testing::require_program;
 
 use tempfile::TempDir;
 use xtask::pki::{self, Pki, PkiOptions};
 
 /// How long the OCSP responder may take to start listening.
 const RESPONDER_START_TIMEOUT: Duration = Duration::from_secs(10);
-
-fn have_openssl(test: &str) -> bool {
-    let found = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: openssl not found on PATH, and it is required when CI=true");
-        }
-        eprintln!("skipping {test}: openssl not found on PATH");
-    }
-    found
-}
 
 /// A PKI written to a temporary directory.
 struct Fixture {
@@ -73,7 +60,7 @@ fn assert_success(output: &Output) -> String {
 
 #[test]
 fn chains_verify_against_their_cas() {
-    if !have_openssl("chains_verify_against_their_cas") {
+    if !require_program("openssl") {
         return;
     }
     let f = Fixture::new();
@@ -130,7 +117,7 @@ fn chains_verify_against_their_cas() {
 
 #[test]
 fn chain_files_hold_leaf_then_intermediate() {
-    if !have_openssl("chain_files_hold_leaf_then_intermediate") {
+    if !require_program("openssl") {
         return;
     }
     let f = Fixture::new();
@@ -168,7 +155,7 @@ fn chain_files_hold_leaf_then_intermediate() {
 
 #[test]
 fn server_certificate_is_valid_for_localhost_and_loopback_addresses() {
-    if !have_openssl("server_certificate_is_valid_for_localhost_and_loopback_addresses") {
+    if !require_program("openssl") {
         return;
     }
     let f = Fixture::new();
@@ -213,7 +200,7 @@ fn server_certificate_is_valid_for_localhost_and_loopback_addresses() {
 
 #[test]
 fn expired_certificate_fails_as_expired() {
-    if !have_openssl("expired_certificate_fails_as_expired") {
+    if !require_program("openssl") {
         return;
     }
     let f = Fixture::new();
@@ -228,7 +215,7 @@ fn expired_certificate_fails_as_expired() {
 
 #[test]
 fn stranger_is_trusted_only_by_the_other_ca() {
-    if !have_openssl("stranger_is_trusted_only_by_the_other_ca") {
+    if !require_program("openssl") {
         return;
     }
     let f = Fixture::new();
@@ -253,7 +240,7 @@ fn stranger_is_trusted_only_by_the_other_ca() {
 
 #[test]
 fn client_certificates_name_the_ocsp_responder() {
-    if !have_openssl("client_certificates_name_the_ocsp_responder") {
+    if !require_program("openssl") {
         return;
     }
     let url = "http://ocsp.example.test:4567/ocsp";
@@ -296,7 +283,7 @@ fn client_certificates_name_the_ocsp_responder() {
 
 #[test]
 fn cas_server_and_responder_have_their_extensions() {
-    if !have_openssl("cas_server_and_responder_have_their_extensions") {
+    if !require_program("openssl") {
         return;
     }
     let f = Fixture::new();
@@ -326,7 +313,7 @@ fn cas_server_and_responder_have_their_extensions() {
 
 #[test]
 fn every_key_matches_its_certificate() {
-    if !have_openssl("every_key_matches_its_certificate") {
+    if !require_program("openssl") {
         return;
     }
     let f = Fixture::new();
@@ -357,7 +344,7 @@ fn every_key_matches_its_certificate() {
 
 #[test]
 fn serials_are_distinct_and_match_the_index() {
-    if !have_openssl("serials_are_distinct_and_match_the_index") {
+    if !require_program("openssl") {
         return;
     }
     let f = Fixture::new();
@@ -429,7 +416,7 @@ fn gen_certs(out: &Path, ocsp_url: &str) -> String {
 
 #[test]
 fn printed_ocsp_responder_answers_good_and_revoked() {
-    if !have_openssl("printed_ocsp_responder_answers_good_and_revoked") {
+    if !require_program("openssl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();
@@ -491,7 +478,7 @@ fn printed_ocsp_responder_answers_good_and_revoked() {
 
 #[test]
 fn default_server_identity_verifies_for_its_hosts() {
-    if !have_openssl("default_server_identity_verifies_for_its_hosts") {
+    if !require_program("openssl") {
         return;
     }
     let dir = tempfile::tempdir().unwrap();

@@ -11,6 +11,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
 use std::thread;
 use std::time::{Duration, Instant};
+use xtask::testing::require_program;
 
 use mtls_verifier::{
     ClientVerifier, FailureMode, OcspChecker, OcspError, OcspOptions, Status, VerifierOptions,
@@ -23,20 +24,6 @@ use xtask::pki::{self, Credential, Pki, PkiOptions};
 
 const RESPONDER_START_TIMEOUT: Duration = Duration::from_secs(10);
 const CHECK_TIMEOUT: Duration = Duration::from_secs(5);
-
-fn have_openssl(test: &str) -> bool {
-    let found = Command::new("openssl")
-        .arg("version")
-        .output()
-        .is_ok_and(|out| out.status.success());
-    if !found {
-        if std::env::var("CI").as_deref() == Ok("true") {
-            panic!("{test}: openssl not found on PATH, and it is required when CI=true");
-        }
-        eprintln!("skipping {test}: openssl not found on PATH");
-    }
-    found
-}
 
 fn free_port() -> u16 {
     TcpListener::bind("127.0.0.1:0")
@@ -153,7 +140,7 @@ impl Responder {
 
 #[tokio::test]
 async fn good_client_is_good_and_cached() {
-    if !have_openssl("good_client_is_good_and_cached") {
+    if !require_program("openssl") {
         return;
     }
     let pki = pki_for(free_port());
@@ -175,7 +162,7 @@ async fn good_client_is_good_and_cached() {
 
 #[tokio::test]
 async fn revoked_client_is_revoked_and_then_fails_the_handshake() {
-    if !have_openssl("revoked_client_is_revoked_and_then_fails_the_handshake") {
+    if !require_program("openssl") {
         return;
     }
     let pki = pki_for(free_port());
@@ -225,8 +212,7 @@ fn forged_root() -> CertificateDer<'static> {
 
 #[tokio::test]
 async fn a_certificate_named_like_the_issuer_in_the_client_chain_is_not_taken_for_it() {
-    if !have_openssl("a_certificate_named_like_the_issuer_in_the_client_chain_is_not_taken_for_it")
-    {
+    if !require_program("openssl") {
         return;
     }
     let pki = pki_for(free_port());
@@ -246,7 +232,7 @@ async fn a_certificate_named_like_the_issuer_in_the_client_chain_is_not_taken_fo
 
 #[tokio::test]
 async fn response_from_a_responder_the_issuer_did_not_authorize_is_rejected() {
-    if !have_openssl("response_from_a_responder_the_issuer_did_not_authorize_is_rejected") {
+    if !require_program("openssl") {
         return;
     }
     // carol's issuer is the intermediate, but openssl signs with the root's delegated
@@ -331,7 +317,7 @@ async fn http_error_status_is_a_failure() {
 
 #[tokio::test]
 async fn replayed_response_fails_the_nonce_check() {
-    if !have_openssl("replayed_response_fails_the_nonce_check") {
+    if !require_program("openssl") {
         return;
     }
     // A genuine, correctly signed `good` answer to an earlier request (openssl's own client
@@ -375,7 +361,7 @@ async fn replayed_response_fails_the_nonce_check() {
 
 #[tokio::test]
 async fn simultaneous_checks_of_one_certificate_make_one_request() {
-    if !have_openssl("simultaneous_checks_of_one_certificate_make_one_request") {
+    if !require_program("openssl") {
         return;
     }
     // The certificates name a counting proxy in front of openssl: one connection per request,

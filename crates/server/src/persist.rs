@@ -148,6 +148,26 @@ pub(crate) fn message_of(id: u64, record: &Arc<MessageRecord>) -> Message {
     message
 }
 
+/// The store's state of an entry that is queued (`None`) or waiting for `awaiting`.
+fn entry_state(awaiting: Option<Awaiting>) -> EntryState {
+    match awaiting {
+        None => EntryState::Queued,
+        Some(Awaiting::PubAck) => EntryState::AwaitingPubAck,
+        Some(Awaiting::PubRec) => EntryState::AwaitingPubRec,
+        Some(Awaiting::PubComp) => EntryState::AwaitingPubComp,
+    }
+}
+
+/// The inverse of [`entry_state`].
+fn awaiting_of(state: EntryState) -> Option<Awaiting> {
+    match state {
+        EntryState::Queued => None,
+        EntryState::AwaitingPubAck => Some(Awaiting::PubAck),
+        EntryState::AwaitingPubRec => Some(Awaiting::PubRec),
+        EntryState::AwaitingPubComp => Some(Awaiting::PubComp),
+    }
+}
+
 pub(crate) fn expiry_of(expiry: SessionExpiry) -> Expiry {
     match expiry {
         SessionExpiry::After(d) => Expiry::After(d),
@@ -224,12 +244,7 @@ pub(crate) fn adopt(
                 retain: delivery.retain,
                 subscription_ids: delivery.subscription_ids.clone(),
                 packet_id: flight.map(|(packet_id, _)| packet_id),
-                state: match flight {
-                    None => EntryState::Queued,
-                    Some((_, Awaiting::PubAck)) => EntryState::AwaitingPubAck,
-                    Some((_, Awaiting::PubRec)) => EntryState::AwaitingPubRec,
-                    Some((_, Awaiting::PubComp)) => EntryState::AwaitingPubComp,
-                },
+                state: entry_state(flight.map(|(_, awaiting)| awaiting)),
             },
         });
     }
@@ -307,13 +322,7 @@ pub(crate) fn restore(shared: &crate::broker::Shared, recovered: store::Recovere
                     redelivery: true,
                 };
                 state.next_seq = state.next_seq.max(seq);
-                let awaiting = match entry.state {
-                    EntryState::Queued => None,
-                    EntryState::AwaitingPubAck => Some(Awaiting::PubAck),
-                    EntryState::AwaitingPubRec => Some(Awaiting::PubRec),
-                    EntryState::AwaitingPubComp => Some(Awaiting::PubComp),
-                };
-                match (awaiting, entry.packet_id) {
+                match (awaiting_of(entry.state), entry.packet_id) {
                     (Some(awaiting), Some(packet_id)) => state.outbound.push_back(Outbound {
                         packet_id,
                         delivery,

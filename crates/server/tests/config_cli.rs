@@ -1,6 +1,8 @@
 //! The binary's configuration handling, end to end: `server check-config` and start-up with a
 //! configuration file, environment overrides and command-line overrides.
 
+mod common;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -338,28 +340,15 @@ fn start_broker(
     std::io::Lines<std::io::BufReader<std::process::ChildStdout>>,
     String,
 ) {
-    use std::io::BufRead;
-    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
-    command
-        .env_clear()
-        .env("HOME", &root.0)
-        .args(["--root", root.0.to_str().expect("utf-8")])
-        .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
-        .env("MQTT_NETWORK_SECUREPORT", "0")
-        .env("MQTT_WEBSOCKET", "false")
-        .stdout(std::process::Stdio::piped())
-        .stderr(std::process::Stdio::piped());
-    for (k, v) in env {
-        command.env(k, v);
-    }
-    let mut child = command.spawn().expect("the binary starts");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let banner = lines.next().expect("a banner line").expect("utf-8");
-    let addr = banner
-        .strip_prefix("MQTT: TCP: ")
-        .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
-        .to_owned();
-    (child, lines, addr)
+    let mut all = vec![
+        ("MQTT_NETWORK_PORT", "127.0.0.1:0"),
+        ("MQTT_NETWORK_SECUREPORT", "0"),
+        ("MQTT_WEBSOCKET", "false"),
+    ];
+    all.extend_from_slice(env);
+    let started = common::start(&root.0, &all, std::process::Stdio::piped());
+    let addr = started.only_tcp_address();
+    (started.child, started.lines, addr)
 }
 
 #[test]

@@ -3,8 +3,9 @@
 //! reaches the persistent subscribers, QoS 2 exactly once, and retained messages and sessions are
 //! all there.
 
+mod common;
+
 use std::collections::HashMap;
-use std::io::BufRead;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
@@ -46,27 +47,20 @@ impl Drop for Root {
 
 /// The broker binary on a free loopback port, its data under `root`.
 fn start(root: &Path) -> (Child, SocketAddr) {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .env_clear()
-        .env("HOME", root)
-        .args(["--root", root.to_str().expect("utf-8")])
-        .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
-        .env("HDB_ADMIN_USERNAME", "admin")
-        .env("HDB_ADMIN_PASSWORD", "secret")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let banner = lines.next().expect("a banner").expect("utf-8");
-    let addr = banner
-        .strip_prefix("MQTT: TCP: ")
-        .unwrap_or_else(|| panic!("unexpected banner {banner:?}"))
-        .parse()
-        .expect("an address");
+    let started = common::start(
+        root,
+        &[
+            ("MQTT_NETWORK_PORT", "127.0.0.1:0"),
+            ("HDB_ADMIN_USERNAME", "admin"),
+            ("HDB_ADMIN_PASSWORD", "secret"),
+        ],
+        Stdio::null(),
+    );
+    let addr = started.only_tcp_address().parse().expect("an address");
     // Keep draining stdout so the broker never blocks on it.
+    let lines = started.lines;
     std::thread::spawn(move || for _ in lines {});
-    (child, addr)
+    (started.child, addr)
 }
 
 fn kill9(child: &mut Child) {
@@ -84,6 +78,17 @@ struct Client {
 impl Client {
     /// Connects with a persistent session (expiry 1 h); returns the client and Session Present.
     async fn connect(addr: SocketAddr, client_id: &str, clean_start: bool) -> (Client, bool) {
+        Self::connect_with_expiry(addr, client_id, clean_start, 3600).await
+    }
+
+    /// Connects as the super user with the given Session Expiry Interval (0: not persistent);
+    /// returns the client and Session Present.
+    async fn connect_with_expiry(
+        addr: SocketAddr,
+        client_id: &str,
+        clean_start: bool,
+        expiry: u32,
+    ) -> (Client, bool) {
         let stream = TcpStream::connect(addr).await.expect("connect");
         let mut client = Client {
             stream,
@@ -91,7 +96,7 @@ impl Client {
         };
         let mut connect = Connect::new(V5, MqttString::try_from(client_id).expect("id"), 60);
         connect.clean_start = clean_start;
-        connect.properties.session_expiry_interval = Some(3600);
+        connect.properties.session_expiry_interval = Some(expiry);
         // The super user the first start created from HDB_ADMIN_*.
         connect.username = Some(MqttString::try_from("admin").expect("user"));
         connect.password = Some(Bytes::from_static(b"secret"));
@@ -434,23 +439,10 @@ async fn a_connected_qos2_subscriber_gets_every_message_exactly_once_across_a_cr
     kill9(&mut broker);
 }
 
-/// Connects with the given Session Expiry Interval (0: not persistent).
+/// Connects (clean start off) with the given Session Expiry Interval, disconnects normally, and
+/// returns Session Present.
 async fn connect_with_expiry(addr: SocketAddr, client_id: &str, expiry: u32) -> bool {
-    let stream = TcpStream::connect(addr).await.expect("connect");
-    let mut client = Client {
-        stream,
-        buf: BytesMut::new(),
-    };
-    let mut connect = Connect::new(V5, MqttString::try_from(client_id).expect("id"), 60);
-    connect.clean_start = false;
-    connect.properties.session_expiry_interval = Some(expiry);
-    connect.username = Some(MqttString::try_from("admin").expect("user"));
-    connect.password = Some(Bytes::from_static(b"secret"));
-    client.send(&[Packet::Connect(Box::new(connect))]).await;
-    let present = match client.recv().await {
-        Some(Packet::ConnAck(ack)) => ack.session_present,
-        other => panic!("expected CONNACK, got {other:?}"),
-    };
+    let (mut client, present) = Client::connect_with_expiry(addr, client_id, false, expiry).await;
     client
         .send(&[Packet::Disconnect(codec::Disconnect::new(
             codec::ReasonCode::Success,

@@ -2,26 +2,12 @@
 //! certificate logs in over TLS, plaintext clients are refused under `required`, and start-up
 //! says so. (The behaviour in depth is tested in-process in `tests/mtls.rs`.)
 
-use std::io::BufRead;
+mod common;
+
 use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
-/// Whether `name` is installed; a missing one skips the test, except under `CI=true`.
-fn require_program(name: &str) -> bool {
-    let found = Command::new("sh")
-        .arg("-c")
-        .arg(format!("command -v {name}"))
-        .output()
-        .is_ok_and(|o| o.status.success());
-    if !found {
-        assert!(
-            std::env::var("CI").as_deref() != Ok("true"),
-            "{name} is required when CI=true (.ci/run installs it)"
-        );
-        eprintln!("skipped: {name} is not installed");
-    }
-    found
-}
+use xtask::testing::require_program;
 
 #[test]
 fn certificates_log_in_over_tls_and_required_refuses_plaintext() {
@@ -49,31 +35,18 @@ mqtt:
         keys = keys.display()
     );
     std::fs::write(root.join("harperdb-config.yaml"), config).expect("config");
-    let mut child = Command::new(env!("CARGO_BIN_EXE_server"))
-        .env_clear()
-        .env("HOME", &root)
-        .args(["--root", root.to_str().expect("utf-8")])
-        .env("MQTT_NETWORK_PORT", "127.0.0.1:0")
-        .env("MQTT_NETWORK_SECUREPORT", "127.0.0.1:0")
-        .env("HDB_ADMIN_USERNAME", "admin")
-        .env("HDB_ADMIN_PASSWORD", "secret")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("the binary starts");
-    let mut lines = std::io::BufReader::new(child.stdout.take().expect("stdout")).lines();
-    let banner = lines.next().expect("a banner").expect("utf-8");
-    let port_of = |kind: &str| -> String {
-        let at = banner
-            .find(&format!("{kind}: "))
-            .unwrap_or_else(|| panic!("no {kind} in {banner:?}"));
-        let addr = banner[at + kind.len() + 2..]
-            .split([',', ' '])
-            .next()
-            .expect("an address");
-        addr.rsplit(':').next().expect("a port").to_owned()
-    };
-    let (tcp, tls) = (port_of("TCP"), port_of("TLS"));
+    let started = common::start(
+        &root,
+        &[
+            ("MQTT_NETWORK_PORT", "127.0.0.1:0"),
+            ("MQTT_NETWORK_SECUREPORT", "127.0.0.1:0"),
+            ("HDB_ADMIN_USERNAME", "admin"),
+            ("HDB_ADMIN_PASSWORD", "secret"),
+        ],
+        Stdio::piped(),
+    );
+    let (tcp, tls) = (started.port_of("TCP"), started.port_of("TLS"));
+    let mut child = started.child;
 
     let publish = |port: &str, extra: &[&str]| {
         Command::new("mosquitto_pub")
