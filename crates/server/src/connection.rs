@@ -2,9 +2,12 @@
 //! and writes what the session has queued, until the connection ends.
 
 use std::collections::{HashMap, VecDeque};
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
+use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use auth::{ConnectRequest, Identity, PublishAction, Refusal};
@@ -14,7 +17,7 @@ use codec::{
     ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, PublishProperties, QoS, QosPid,
     ReasonCode, RetainHandling, SubAck, Subscribe, TopicName, UnsubAck, Unsubscribe,
 };
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::sync::{oneshot, watch};
 use tracing::{Instrument, debug, info, info_span, warn};
 use transport::rustls::pki_types::CertificateDer;
@@ -48,95 +51,132 @@ enum Close {
     Shutdown,
 }
 
-/// Serves one connection until it closes. Never returns an error: every failure ends this
-/// connection only, and is logged here.
-pub(crate) async fn serve<S>(
+/// A connection past its CONNECT: what stays in memory while the client is connected.
+pub(crate) struct Running<S> {
+    conn: Connection,
+    stream: S,
+    span: tracing::Span,
+}
+
+/// Reads the CONNECT, authenticates the client, attaches its session and queues the CONNACK.
+/// `None` when the connection ended here: refused (and told so), failed, or the broker is
+/// shutting down. Callers box this future: its state (authentication, CONNACK, the CONNECT
+/// deadline) is large and needed only once, so it must not stay part of every connection's
+/// task (see [`run`]).
+pub(crate) async fn setup<S>(
     mut stream: S,
     peer: SocketAddr,
     certificates: Vec<CertificateDer<'static>>,
     shared: Arc<Shared>,
     shutdown: watch::Receiver<bool>,
     connect_deadline: tokio::time::Instant,
-) where
+) -> Option<Box<Running<S>>>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
     let span = info_span!("conn", %peer, client_id = tracing::field::Empty);
-    async move {
-        serve_stream(
-            &mut stream,
-            peer,
-            certificates,
-            shared,
-            shutdown,
-            connect_deadline,
-        )
+    let conn = establish_stream(&mut stream, peer, &certificates, shared, connect_deadline)
+        .instrument(span.clone())
         .await;
-        // Close politely (TCP FIN, TLS close_notify, WebSocket Close frame) so clients see a
-        // clean end rather than a reset; a peer that does not read gets a second at most.
-        let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+    let Some(mut conn) = conn else {
+        close(&mut stream).instrument(span).await;
+        return None;
+    };
+    // The broker tells attached connections about a shutdown through their session (see
+    // `Broker::serve`); one that attached after that sees the flag here.
+    if *shutdown.borrow() {
+        let _enter = span.enter();
+        conn.send_disconnect(ReasonCode::ServerShuttingDown);
+        drop(_enter);
+        let _ = conn.flush(&mut stream).instrument(span.clone()).await;
+        span.in_scope(|| conn.finish(Close::Shutdown));
+        close(&mut stream).instrument(span).await;
+        return None;
     }
-    .instrument(span)
+    Some(Box::new(Running { conn, stream, span }))
+}
+
+/// Serves a connection [`setup`] accepted until it closes. Never returns an error: every
+/// failure ends this connection only, and is logged here.
+///
+/// This is the state of an idle connection's task, so it is kept small: the connection lives
+/// in the box, and the wait stores no futures of its own (see `Connection::poll_wait`).
+pub(crate) async fn run<S>(mut running: Box<Running<S>>)
+where
+    S: AsyncRead + AsyncWrite + Unpin + Send,
+{
+    let Running { conn, stream, span } = &mut *running;
+    let mut work = std::pin::pin!(async {
+        let end = conn.run(stream).await;
+        conn.finish(end);
+        Box::pin(close(stream)).await;
+    });
+    // The span is entered for each poll (as `Instrument` does) without a second copy of it.
+    std::future::poll_fn(|cx| {
+        let _entered = span.enter();
+        work.as_mut().poll(cx)
+    })
     .await
+}
+
+/// Closes politely (TCP FIN, TLS close_notify, WebSocket Close frame) so clients see a clean
+/// end rather than a reset; a peer that does not read gets a second at most.
+async fn close<S>(stream: &mut S)
+where
+    S: AsyncWrite + Unpin,
+{
+    let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
 }
 
 /// How long closing a connection may wait for the peer.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
 
-async fn serve_stream<S>(
+/// Reads the CONNECT within the deadline and establishes the connection; refusals are answered
+/// here.
+async fn establish_stream<S>(
     stream: &mut S,
     peer: SocketAddr,
-    certificates: Vec<CertificateDer<'static>>,
+    certificates: &[CertificateDer<'static>],
     shared: Arc<Shared>,
-    shutdown: watch::Receiver<bool>,
     connect_deadline: tokio::time::Instant,
-) where
+) -> Option<Connection>
+where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    {
-        let mut rbuf = BytesMut::with_capacity(1024);
-        let connect = tokio::time::timeout_at(
-            connect_deadline,
-            read_connect(stream, &mut rbuf, shared.options.max_packet_size.get()),
-        )
-        .await;
-        let connect = match connect {
-            Err(_) => {
-                debug!("no CONNECT within the connect timeout; closing");
-                return;
+    let mut rbuf = BytesMut::with_capacity(1024);
+    let connect = tokio::time::timeout_at(
+        connect_deadline,
+        read_connect(stream, &mut rbuf, shared.options.max_packet_size.get()),
+    )
+    .await;
+    let connect = match connect {
+        Err(_) => {
+            debug!("no CONNECT within the connect timeout; closing");
+            return None;
+        }
+        Ok(Err(Some(e))) if e.is_connect_refusal() => {
+            // [MQTT-3.1.2-2]: answer an unsupported level with a v3 CONNACK 0x01.
+            debug!(error = %e, "refusing CONNECT");
+            let mut out = BytesMut::new();
+            let ack = ConnAck::new(ReasonCode::UnsupportedProtocolVersion, false);
+            if ack.encode(&mut out, false).is_ok() {
+                let _ = stream.write_all(&out).await;
             }
-            Ok(Err(Some(e))) if e.is_connect_refusal() => {
-                // [MQTT-3.1.2-2]: answer an unsupported level with a v3 CONNACK 0x01.
-                debug!(error = %e, "refusing CONNECT");
-                let mut out = BytesMut::new();
-                let ack = ConnAck::new(ReasonCode::UnsupportedProtocolVersion, false);
-                if ack.encode(&mut out, false).is_ok() {
-                    let _ = stream.write_all(&out).await;
-                }
-                return;
-            }
-            Ok(Err(Some(e))) => {
-                debug!(error = %e, "malformed first packet; closing");
-                return;
-            }
-            Ok(Err(None)) => return,
-            Ok(Ok(connect)) => connect,
-        };
-        // Boxed, so its state (authentication, CONNACK) is freed once the connection runs.
-        let Some(mut conn) = Box::pin(Connection::establish(
-            stream,
-            peer,
-            &certificates,
-            shared,
-            connect,
-        ))
-        .await
-        else {
-            return;
-        };
+            return None;
+        }
+        Ok(Err(Some(e))) => {
+            debug!(error = %e, "malformed first packet; closing");
+            return None;
+        }
+        Ok(Err(None)) => return None,
+        Ok(Ok(connect)) => connect,
+    };
+    let mut conn = Connection::establish(stream, peer, certificates, shared, connect).await?;
+    // Packets already buffered behind the CONNECT are handled by the main loop first.
+    if !rbuf.is_empty() {
         conn.rbuf = rbuf;
-        let close = conn.run(stream, shutdown).await;
-        conn.finish(close);
     }
+    Some(conn)
 }
 
 /// Waits, at most `CONGESTION_WAIT`, until a congested subscriber's queue has drained below its
@@ -166,42 +206,44 @@ fn too_many_levels(topic: &str) -> bool {
 const CONGESTION_WAIT: Duration = Duration::from_millis(5);
 
 /// Reads what the client sent into `rbuf`. With bytes of a partial packet already there it
-/// reads straight into `rbuf`; with nothing there it waits with a small buffer inside the task
+/// reads straight into `rbuf`; with nothing there it reads into a small buffer on the stack
 /// instead, so an idle connection holds no read buffer, then takes whatever else is ready
-/// without waiting. Returns the bytes read; 0 is end of stream.
-async fn read_more<S>(stream: &mut S, rbuf: &mut BytesMut) -> std::io::Result<usize>
+/// without waiting. Returns the bytes read; 0 is end of stream. Keeps nothing between polls
+/// (the caller's task stays small; see [`run`]).
+fn poll_read_more<S>(
+    stream: &mut S,
+    rbuf: &mut BytesMut,
+    cx: &mut Context<'_>,
+) -> Poll<std::io::Result<usize>>
 where
     S: AsyncRead + Unpin,
 {
     if !rbuf.is_empty() {
         rbuf.reserve(READ_CHUNK);
-        return stream.read_buf(rbuf).await;
+        return std::pin::pin!(stream.read_buf(rbuf)).poll(cx);
     }
     let mut first = [0u8; 128];
-    let n = stream.read(&mut first).await?;
+    let mut filled = ReadBuf::new(&mut first);
+    ready!(Pin::new(&mut *stream).poll_read(cx, &mut filled))?;
+    let n = filled.filled().len();
     if n == 0 {
-        return Ok(0);
+        return Poll::Ready(Ok(0));
     }
     if n < first.len() {
         // A small packet: an exact allocation, since what is decoded from it (a retained
         // message, a subscription) may keep the allocation alive for long.
         rbuf.extend_from_slice(&first[..n]);
-        return Ok(n);
+        return Poll::Ready(Ok(n));
     }
     rbuf.reserve(READ_CHUNK);
     rbuf.extend_from_slice(&first[..n]);
-    // The small buffer filled up: more is probably waiting. Take it if it is there.
-    let more = std::future::poll_fn(|cx| {
-        let read = std::pin::pin!(stream.read_buf(&mut *rbuf));
-        match read.poll(cx) {
-            std::task::Poll::Pending => std::task::Poll::Ready(Ok(0)),
-            ready => ready,
-        }
-    })
-    .await
-    // The bytes already read are handled first; the next read reports the error.
-    .unwrap_or(0);
-    Ok(n + more)
+    // The small buffer filled up: more is probably waiting. Take it if it is there; the bytes
+    // already read are handled first, and the next read reports an error.
+    let more = match std::pin::pin!(stream.read_buf(&mut *rbuf)).poll(cx) {
+        Poll::Ready(Ok(more)) => more,
+        Poll::Ready(Err(_)) | Poll::Pending => 0,
+    };
+    Poll::Ready(Ok(n + more))
 }
 
 /// Reads until a whole first packet is buffered. `Err(None)` is a closed or failed socket.
@@ -230,6 +272,61 @@ where
     }
 }
 
+/// What ended a connection's wait (see `Connection::poll_wait`).
+enum Woken {
+    Evicted(Result<Eviction, oneshot::error::RecvError>),
+    Read(std::io::Result<usize>),
+    KeepAliveExpired,
+    /// The session's queue gained messages.
+    Queue,
+    /// The store's durable ticket advanced.
+    Durable,
+}
+
+/// Topic aliases of a v5 connection (§3.3.2.3.4).
+#[derive(Default)]
+struct Aliases {
+    /// Set by the client's PUBLISH packets.
+    inbound: HashMap<u16, TopicName>,
+    /// Assigned by the broker to the topics it sends.
+    outbound: HashMap<TopicName, u16>,
+}
+
+/// Waits for the durable store's ticket to advance. The wait is boxed and exists only while a
+/// connection holds packets for the store, so an idle connection stores no future for it.
+enum DurableWait {
+    /// No store, or its sender is gone: nothing more becomes durable.
+    Never,
+    Idle(watch::Receiver<u64>),
+    Waiting(Pin<Box<dyn Future<Output = Option<watch::Receiver<u64>>> + Send>>),
+}
+
+impl DurableWait {
+    fn poll_advanced(&mut self, cx: &mut Context<'_>) -> Poll<()> {
+        loop {
+            match std::mem::replace(self, DurableWait::Never) {
+                DurableWait::Never => return Poll::Pending,
+                DurableWait::Idle(mut rx) => {
+                    *self = DurableWait::Waiting(Box::pin(async move {
+                        rx.changed().await.ok().map(|()| rx)
+                    }));
+                }
+                DurableWait::Waiting(mut wait) => match wait.as_mut().poll(cx) {
+                    Poll::Ready(Some(rx)) => {
+                        *self = DurableWait::Idle(rx);
+                        return Poll::Ready(());
+                    }
+                    Poll::Ready(None) => return Poll::Pending,
+                    Poll::Pending => {
+                        *self = DurableWait::Waiting(wait);
+                        return Poll::Pending;
+                    }
+                },
+            }
+        }
+    }
+}
+
 /// A connection after a successful CONNECT.
 struct Connection {
     shared: Arc<Shared>,
@@ -240,7 +337,9 @@ struct Connection {
     client_id: Arc<str>,
     identity: Arc<Identity>,
     keep_alive: Duration,
-    will: Option<LastWill>,
+    /// Fires when the client has been silent for `keep_alive`; reset by every read.
+    keep_alive_timer: Pin<Box<tokio::time::Sleep>>,
+    will: Option<Box<LastWill>>,
     evict: oneshot::Receiver<Eviction>,
     /// The client's limits (v5 CONNECT properties).
     client_receive_maximum: u16,
@@ -248,15 +347,15 @@ struct Connection {
     client_topic_alias_max: u16,
     /// Whether the session expiry started at 0, which DISCONNECT may not raise [MQTT-3.14.2-2].
     expiry_was_zero: bool,
-    inbound_aliases: HashMap<u16, TopicName>,
-    outbound_aliases: HashMap<TopicName, u16>,
+    /// Topic aliases both ways, made when the client first uses or accepts one.
+    aliases: Option<Box<Aliases>>,
     rbuf: BytesMut,
     wbuf: BytesMut,
     /// Packets waiting for a durable-store ticket (acknowledgements of changes not yet on disk),
     /// and every packet after them, in order.
     held: VecDeque<(u64, Packet)>,
-    /// Tells when the store's durable ticket advances; `None` without a store.
-    durable: Option<watch::Receiver<u64>>,
+    /// Tells when the store's durable ticket advances.
+    durable: DurableWait,
     /// A subscriber this client's messages went to that is falling behind: before reading more,
     /// give it a moment to catch up.
     congested: Option<Arc<Session>>,
@@ -512,6 +611,7 @@ impl Connection {
             .fetch_add(1, Ordering::Relaxed);
         shared.stats.clients_total.fetch_add(1, Ordering::Relaxed);
 
+        let keep_alive = Duration::from_millis(u64::from(keep_alive) * 1500);
         let mut conn = Connection {
             shared: shared.clone(),
             session,
@@ -519,8 +619,9 @@ impl Connection {
             version,
             client_id,
             identity,
-            keep_alive: Duration::from_millis(u64::from(keep_alive) * 1500),
-            will: connect.will,
+            keep_alive,
+            keep_alive_timer: Box::pin(tokio::time::sleep(keep_alive)),
+            will: connect.will.map(Box::new),
             evict,
             client_receive_maximum: connect
                 .properties
@@ -532,12 +633,14 @@ impl Connection {
                 .map_or(u32::MAX, |m| m.get()),
             client_topic_alias_max: connect.properties.topic_alias_maximum.unwrap_or(0),
             expiry_was_zero: requested_expiry == 0,
-            inbound_aliases: HashMap::new(),
-            outbound_aliases: HashMap::new(),
+            aliases: None,
             rbuf: BytesMut::new(),
             wbuf,
             held: VecDeque::new(),
-            durable: shared.persist.as_ref().map(|p| p.store.watch()),
+            durable: match &shared.persist {
+                Some(p) => DurableWait::Idle(p.store.watch()),
+                None => DurableWait::Never,
+            },
             congested: None,
         };
         conn.send_when(connack_ticket, Packet::ConnAck(ack));
@@ -546,12 +649,10 @@ impl Connection {
     }
 
     /// The main loop. Returns how the connection ended.
-    async fn run<S>(&mut self, stream: &mut S, mut shutdown: watch::Receiver<bool>) -> Close
+    async fn run<S>(&mut self, stream: &mut S) -> Close
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        let session = self.session.clone();
-        let mut deadline = tokio::time::Instant::now() + self.keep_alive;
         // Packets already buffered behind the CONNECT.
         if let Err(close) = self.handle_buffered() {
             let _ = self.flush(stream).await;
@@ -568,57 +669,87 @@ impl Connection {
                 continue;
             }
             if let Some(slow) = self.congested.take() {
-                wait_for_space(&slow).await;
+                // Boxed: a rare wait, whose timer and notification would otherwise enlarge
+                // every connection's task.
+                Box::pin(wait_for_space(&slow)).await;
             }
-            tokio::select! {
-                _ = shutdown.changed() => {
+            let woken = std::future::poll_fn(|cx| self.poll_wait(stream, cx)).await;
+            let end = match woken {
+                Woken::Evicted(Ok(Eviction::AccessRevoked)) => {
+                    info!(user = ?self.identity.user, "user removed or deactivated; disconnecting");
+                    self.send_disconnect(ReasonCode::NotAuthorized);
+                    Some(Close::WithWill)
+                }
+                Woken::Evicted(Ok(Eviction::Shutdown)) => {
                     self.send_disconnect(ReasonCode::ServerShuttingDown);
-                    let _ = self.flush(stream).await;
-                    return Close::Shutdown;
+                    Some(Close::Shutdown)
                 }
-                eviction = &mut self.evict => {
-                    if eviction == Ok(Eviction::AccessRevoked) {
-                        info!(user = ?self.identity.user, "user removed or deactivated; disconnecting");
-                        self.send_disconnect(ReasonCode::NotAuthorized);
-                        let _ = self.flush(stream).await;
-                        return Close::WithWill;
-                    }
+                Woken::Evicted(Ok(Eviction::TakenOver) | Err(_)) => {
                     self.send_disconnect(ReasonCode::SessionTakenOver);
-                    let _ = self.flush(stream).await;
-                    return Close::TakenOver;
+                    Some(Close::TakenOver)
                 }
-                // With too much held for the store, stop reading: the client waits, memory does
-                // not grow.
-                read = tokio::time::timeout_at(deadline, read_more(stream, &mut self.rbuf)), if self.held.len() < HELD_LIMIT => {
-                    match read {
-                        Err(_) => {
-                            info!("keep alive expired; closing");
-                            self.send_disconnect(ReasonCode::KeepAliveTimeout);
-                            let _ = self.flush(stream).await;
-                            return Close::WithWill;
-                        }
-                        Ok(Ok(0)) => {
-                            debug!("connection closed by peer without DISCONNECT");
-                            return Close::WithWill;
-                        }
-                        Ok(Err(e)) => {
-                            debug!(error = %e, "read failed");
-                            return Close::WithWill;
-                        }
-                        Ok(Ok(n)) => {
-                            self.shared.stats.bytes_received.fetch_add(n as u64, Ordering::Relaxed);
-                            deadline = tokio::time::Instant::now() + self.keep_alive;
-                            if let Err(close) = self.handle_buffered() {
-                                let _ = self.flush(stream).await;
-                                return close;
-                            }
-                        }
-                    }
+                Woken::KeepAliveExpired => {
+                    info!("keep alive expired; closing");
+                    self.send_disconnect(ReasonCode::KeepAliveTimeout);
+                    Some(Close::WithWill)
                 }
-                _ = session.wake.notified() => {}
-                _ = wait_durable(&mut self.durable), if !self.held.is_empty() => {}
+                Woken::Read(Ok(0)) => {
+                    debug!("connection closed by peer without DISCONNECT");
+                    return Close::WithWill;
+                }
+                Woken::Read(Err(e)) => {
+                    debug!(error = %e, "read failed");
+                    return Close::WithWill;
+                }
+                Woken::Read(Ok(n)) => {
+                    self.shared
+                        .stats
+                        .bytes_received
+                        .fetch_add(n as u64, Ordering::Relaxed);
+                    let deadline = tokio::time::Instant::now() + self.keep_alive;
+                    self.keep_alive_timer.as_mut().reset(deadline);
+                    self.handle_buffered().err()
+                }
+                Woken::Queue | Woken::Durable => None,
+            };
+            if let Some(close) = end {
+                let _ = self.flush(stream).await;
+                return close;
             }
         }
+    }
+
+    /// Waits for the next thing to do. Everything it waits on lives in the connection (the
+    /// eviction channel, the keep-alive timer, the session's wake-up, the durable-ticket wait)
+    /// or on the stack of this call, so an idle connection's task stores no futures.
+    fn poll_wait<S>(&mut self, stream: &mut S, cx: &mut Context<'_>) -> Poll<Woken>
+    where
+        S: AsyncRead + Unpin,
+    {
+        if let Poll::Ready(eviction) = Pin::new(&mut self.evict).poll(cx) {
+            return Poll::Ready(Woken::Evicted(eviction));
+        }
+        if !self.held.is_empty() && self.durable.poll_advanced(cx).is_ready() {
+            return Poll::Ready(Woken::Durable);
+        }
+        // With too much held for the store, stop reading: the client waits, memory does not
+        // grow.
+        if self.held.len() < HELD_LIMIT {
+            if let Poll::Ready(read) = poll_read_more(stream, &mut self.rbuf, cx) {
+                return Poll::Ready(Woken::Read(read));
+            }
+            if self.keep_alive_timer.as_mut().poll(cx).is_ready() {
+                return Poll::Ready(Woken::KeepAliveExpired);
+            }
+        }
+        if self.session.wake.poll(cx).is_ready() {
+            return Poll::Ready(Woken::Queue);
+        }
+        Poll::Pending
+    }
+
+    fn aliases(&mut self) -> &mut Aliases {
+        self.aliases.get_or_insert_default()
     }
 
     /// Decodes and handles every whole packet in the read buffer.
@@ -791,14 +922,14 @@ impl Connection {
                 return self.violation(ReasonCode::TopicAliasInvalid, "topic alias above maximum");
             }
             if p.topic.is_empty() {
-                match self.inbound_aliases.get(&alias.get()) {
+                match self.aliases().inbound.get(&alias.get()) {
                     Some(topic) => p.topic = topic.clone(),
                     None => {
                         return self.violation(ReasonCode::ProtocolError, "unknown topic alias");
                     }
                 }
             } else {
-                self.inbound_aliases.insert(alias.get(), p.topic.clone());
+                self.aliases().inbound.insert(alias.get(), p.topic.clone());
             }
         }
 
@@ -1023,7 +1154,7 @@ impl Connection {
         if self.shared.persist.is_none() {
             return 0;
         }
-        let will = self.will.as_ref().map(will_record);
+        let will = self.will.as_deref().map(will_record);
         let state = self.session.lock();
         if !self.owns_stored(&state) {
             return 0;
@@ -1380,29 +1511,30 @@ impl Connection {
         if self.client_topic_alias_max == 0 || !self.version.is_v5() {
             return;
         }
-        if let Some(&alias) = self.outbound_aliases.get(&publish.topic) {
+        let aliases = &mut self.aliases.get_or_insert_default().outbound;
+        if let Some(&alias) = aliases.get(&publish.topic) {
             publish.properties.topic_alias = std::num::NonZeroU16::new(alias);
             publish.topic = TopicName::empty();
             return;
         }
-        let next = self.outbound_aliases.len() + 1;
+        let next = aliases.len() + 1;
         if next <= usize::from(self.client_topic_alias_max)
             && let Ok(alias) = u16::try_from(next)
         {
-            self.outbound_aliases.insert(publish.topic.clone(), alias);
+            aliases.insert(publish.topic.clone(), alias);
             publish.properties.topic_alias = std::num::NonZeroU16::new(alias);
         }
     }
 
     /// Detaches from the session after the loop: publishes or schedules the will, and ends or
     /// schedules the end of the session.
-    fn finish(mut self, close: Close) {
+    fn finish(&mut self, close: Close) {
         self.shared
             .stats
             .clients_connected
             .fetch_sub(1, Ordering::Relaxed);
         let will = match close {
-            Close::WithWill | Close::TakenOver => self.will.take(),
+            Close::WithWill | Close::TakenOver => self.will.take().map(|will| *will),
             Close::Normal | Close::Shutdown => None,
         };
         let (still_owner, expiry) = {
@@ -1639,16 +1771,6 @@ fn forget_stored(shared: &Shared, session: &Session) -> u64 {
     shared.submit([store::Op::DeleteSession {
         client_id: session.client_id.to_string(),
     }])
-}
-
-/// Waits for the store's durable ticket to advance; forever without a store.
-async fn wait_durable(durable: &mut Option<watch::Receiver<u64>>) {
-    if let Some(rx) = durable
-        && rx.changed().await.is_ok()
-    {
-        return;
-    }
-    std::future::pending().await
 }
 
 /// The stored form of a will, with its own Will Delay Interval.

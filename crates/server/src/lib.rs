@@ -105,15 +105,18 @@ impl Broker {
     ) where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        connection::serve(
+        let setup = Box::pin(connection::setup(
             stream,
             peer,
             certificates,
             self.shared.clone(),
             self.shutdown_tx.subscribe(),
             deadline,
-        )
-        .await;
+        ));
+        let ready = setup.await;
+        if let Some(running) = ready {
+            connection::run(running).await;
+        }
     }
 
     /// Disconnects (v5 reason 0x87) every client whose identity the access policy no longer
@@ -213,8 +216,7 @@ impl Broker {
                         self.shared.stats.connections_rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
-                    let broker = self.clone();
-                    connections.spawn(async move { broker.handshake_and_serve(accepted).await });
+                    connections.spawn(self.connection_task(accepted));
                 }
                 Some(_) = connections.join_next(), if !connections.is_empty() => {}
             }
@@ -227,6 +229,14 @@ impl Broker {
         self.serving
             .store(false, std::sync::atomic::Ordering::Relaxed);
         let _ = self.shutdown_tx.send(true);
+        // Connections wait on their session's eviction channel, not on `shutdown_tx` (which
+        // would cost every idle connection a stored future); one attaching after this loop sees
+        // the flag at the end of `connection::setup`.
+        for session in self.shared.sessions().values() {
+            if let Some(tx) = session.lock().evict.take() {
+                let _ = tx.send(session::Eviction::Shutdown);
+            }
+        }
         let grace = self.shared.options.shutdown_grace;
         let drained = tokio::time::timeout(grace, async {
             while connections.join_next().await.is_some() {}
@@ -247,37 +257,69 @@ impl Broker {
         debug!("shutdown complete");
     }
 
-    /// Runs the transport handshakes of one connection, then serves it.
-    async fn handshake_and_serve(&self, accepted: transport::Accepted) {
+    /// The task of one accepted connection: transport handshakes, CONNECT, then the main loop.
+    ///
+    /// Everything up to the CONNACK is one boxed future, freed when the connection starts
+    /// running, so that an idle connection's task holds only what it needs to wait for its
+    /// client (see `connection::run`).
+    fn connection_task(
+        &self,
+        accepted: transport::Accepted,
+    ) -> impl Future<Output = ()> + Send + use<> {
+        let broker = self.clone();
+        let setup = Box::pin(async move { broker.handshake_and_setup(accepted).await });
+        async move {
+            // A `let` statement, so the finished setup future is freed before the connection
+            // runs (an `if let` would keep it for the whole block).
+            let ready = setup.await;
+            if let Some((running, _open)) = ready {
+                connection::run(running).await;
+            }
+        }
+    }
+
+    /// Runs the transport handshakes of one connection, then reads its CONNECT.
+    async fn handshake_and_setup(
+        &self,
+        accepted: transport::Accepted,
+    ) -> Option<(
+        Box<connection::Running<transport::Stream>>,
+        metrics::OpenConnection,
+    )> {
         let remote = accepted.remote();
         let kind = accepted.kind();
         // One budget from accept to CONNECT, handshakes included.
         let deadline = tokio::time::Instant::now() + self.shared.options.connect_timeout;
         let mut shutdown = self.shutdown_tx.subscribe();
-        // Boxed: the TLS and WebSocket handshakes make a large future (about 12 KB), which would
-        // otherwise stay part of every connection's task for its whole life.
         let handshake = tokio::select! {
-            handshake = Box::pin(accepted.handshake()) => handshake,
-            _ = shutdown.wait_for(|down| *down) => return,
+            handshake = accepted.handshake() => handshake,
+            _ = shutdown.wait_for(|down| *down) => return None,
         };
         match handshake {
             Ok(Some((stream, peer))) => {
-                let _open = self.connections.open(peer.kind);
-                self.serve_connection_until(
+                let open = self.connections.open(peer.kind);
+                let running = connection::setup(
                     stream,
                     peer.remote,
                     peer.client_certificates,
+                    self.shared.clone(),
+                    shutdown,
                     deadline,
                 )
-                .await;
+                .await?;
+                Some((running, open))
             }
             // An HTTP request (`/health`, `/metrics`), answered.
-            Ok(None) => {}
+            Ok(None) => None,
             // The peer's doing: info at most, so a hostile client cannot flood the log.
             Err(e @ transport::HandshakeError::NoMqttSubprotocol) => {
                 info!(peer = %remote, transport = %kind, error = %e, "connection refused");
+                None
             }
-            Err(e) => debug!(peer = %remote, transport = %kind, error = %e, "handshake failed"),
+            Err(e) => {
+                debug!(peer = %remote, transport = %kind, error = %e, "handshake failed");
+                None
+            }
         }
     }
 }
