@@ -326,8 +326,16 @@ async fn silent_client_is_closed_after_keep_alive_and_will_published() {
             c.will = Some(will("will/ka", b"gone"));
         })
         .await;
+        let connected = std::time::Instant::now();
         let p = recv_publish(&mut watcher).await;
         assert_eq!(&p.payload[..], b"gone");
+        // One and a half times the keep alive [MQTT-3.1.2-24], not sooner; the upper bound
+        // is loose (the broker checks deadlines a few times a second; CI machines are slow).
+        let silent = connected.elapsed();
+        assert!(
+            silent >= Duration::from_millis(1400) && silent < Duration::from_secs(5),
+            "closed after {silent:?}"
+        );
         let seen = quiet.expect_close().await;
         if version == V5 {
             assert_eq!(

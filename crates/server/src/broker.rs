@@ -96,6 +96,8 @@ pub(crate) struct Shared {
     /// Recovered offline sessions whose expiry and owed wills start running when serving does.
     pub offline: Mutex<Vec<crate::persist::Offline>>,
     pub started: Instant,
+    /// Started on the first connection (see `keep_alive::ensure_sweeper`).
+    pub keep_alive_sweeper: std::sync::Once,
 }
 
 impl std::fmt::Debug for Shared {
@@ -129,7 +131,13 @@ impl Shared {
             offline: Mutex::new(Vec::new()),
             retain_order: Mutex::new(()),
             started: Instant::now(),
+            keep_alive_sweeper: std::sync::Once::new(),
         }
+    }
+
+    /// Milliseconds since the broker started: the clock of keep-alive deadlines.
+    pub fn clock_ms(&self) -> u64 {
+        u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
     pub fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {

@@ -11,7 +11,7 @@ use std::task::{Context, Poll, ready};
 use std::time::{Duration, Instant};
 
 use auth::{ConnectRequest, Identity, PublishAction, Refusal};
-use bytes::BytesMut;
+use bytes::{Buf, BytesMut};
 use codec::{
     ConnAck, Connect, DecodeError, Disconnect, LastWill, MqttString, Packet, PacketId,
     ProtocolVersion, PubAck, PubComp, PubRec, PubRel, Publish, PublishProperties, QoS, QosPid,
@@ -56,6 +56,8 @@ pub(crate) struct Running<S> {
     conn: Connection,
     stream: S,
     span: tracing::Span,
+    /// Counts the connection in the metrics while it lives.
+    pub open: Option<crate::metrics::OpenConnection>,
 }
 
 /// Reads the CONNECT, authenticates the client, attaches its session and queues the CONNACK.
@@ -93,30 +95,40 @@ where
         close(&mut stream).instrument(span).await;
         return None;
     }
-    Some(Box::new(Running { conn, stream, span }))
+    Some(Box::new(Running {
+        conn,
+        stream,
+        span,
+        open: None,
+    }))
 }
 
-/// Serves a connection [`setup`] accepted until it closes. Never returns an error: every
-/// failure ends this connection only, and is logged here.
-///
-/// This is the state of an idle connection's task, so it is kept small: the connection lives
-/// in the box, and the wait stores no futures of its own (see `Connection::poll_wait`).
-pub(crate) async fn run<S>(mut running: Box<Running<S>>)
+impl<S> Running<S>
 where
     S: AsyncRead + AsyncWrite + Unpin + Send,
 {
-    let Running { conn, stream, span } = &mut *running;
-    let mut work = std::pin::pin!(async {
-        let end = conn.run(stream).await;
-        conn.finish(end);
-        Box::pin(close(stream)).await;
-    });
-    // The span is entered for each poll (as `Instrument` does) without a second copy of it.
-    std::future::poll_fn(|cx| {
-        let _entered = span.enter();
-        work.as_mut().poll(cx)
-    })
-    .await
+    /// Serves a connection [`setup`] accepted until it closes. Never returns an error: every
+    /// failure ends this connection only, and is logged here.
+    ///
+    /// This future is the state of an idle connection's task, so it is kept small: it borrows
+    /// the boxed connection, and the wait stores no futures of its own (see
+    /// `Connection::poll_wait`).
+    pub(crate) async fn serve(&mut self) {
+        let Running {
+            conn, stream, span, ..
+        } = self;
+        let mut work = std::pin::pin!(async {
+            let end = conn.run(stream).await;
+            conn.finish(end);
+            Box::pin(close(stream)).await;
+        });
+        // The span is entered for each poll (as `Instrument` does) without a second copy of it.
+        std::future::poll_fn(|cx| {
+            let _entered = span.enter();
+            work.as_mut().poll(cx)
+        })
+        .await
+    }
 }
 
 /// Closes politely (TCP FIN, TLS close_notify, WebSocket Close frame) so clients see a clean
@@ -276,7 +288,6 @@ where
 enum Woken {
     Evicted(Result<Eviction, oneshot::error::RecvError>),
     Read(std::io::Result<usize>),
-    KeepAliveExpired,
     /// The session's queue gained messages.
     Queue,
     /// The store's durable ticket advanced.
@@ -336,9 +347,14 @@ struct Connection {
     version: ProtocolVersion,
     client_id: Arc<str>,
     identity: Arc<Identity>,
-    keep_alive: Duration,
-    /// Fires when the client has been silent for `keep_alive`; reset by every read.
-    keep_alive_timer: Pin<Box<tokio::time::Sleep>>,
+    /// How long the client may stay silent, in milliseconds (1.5 times its keep alive); the
+    /// deadline is in the session, checked by `keep_alive`'s sweeper.
+    keep_alive_ms: u64,
+    /// Bytes were written since the stream was last flushed.
+    unflushed: bool,
+    /// Reading is paused while too much is held for the store; the keep-alive deadline is not
+    /// watched meanwhile.
+    reading_paused: bool,
     will: Option<Box<LastWill>>,
     evict: oneshot::Receiver<Eviction>,
     /// The client's limits (v5 CONNECT properties).
@@ -537,8 +553,16 @@ impl Connection {
         }
 
         let (evict_tx, evict) = oneshot::channel();
-        let (session, generation, present, discarded) =
-            attach(&shared, &client_id, connect.clean_start, expiry, evict_tx);
+        let keep_alive_ms = u64::from(keep_alive) * 1500;
+        crate::keep_alive::ensure_sweeper(&shared);
+        let (session, generation, present, discarded) = attach(
+            &shared,
+            &client_id,
+            connect.clean_start,
+            expiry,
+            evict_tx,
+            keep_alive_ms,
+        );
         session.lock().identity = Some(identity.clone());
         let mut connack_ticket = 0;
         if let Some(old) = discarded {
@@ -611,7 +635,6 @@ impl Connection {
             .fetch_add(1, Ordering::Relaxed);
         shared.stats.clients_total.fetch_add(1, Ordering::Relaxed);
 
-        let keep_alive = Duration::from_millis(u64::from(keep_alive) * 1500);
         let mut conn = Connection {
             shared: shared.clone(),
             session,
@@ -619,8 +642,9 @@ impl Connection {
             version,
             client_id,
             identity,
-            keep_alive,
-            keep_alive_timer: Box::pin(tokio::time::sleep(keep_alive)),
+            keep_alive_ms,
+            reading_paused: false,
+            unflushed: false,
             will: connect.will.map(Box::new),
             evict,
             client_receive_maximum: connect
@@ -653,15 +677,20 @@ impl Connection {
     where
         S: AsyncRead + AsyncWrite + Unpin,
     {
-        // Packets already buffered behind the CONNECT.
-        if let Err(close) = self.handle_buffered() {
-            let _ = self.flush(stream).await;
-            return close;
-        }
+        // Packets already buffered behind the CONNECT. One place each flushes and waits, so
+        // the task stores one future of each.
+        let mut end = self.handle_buffered().err();
         loop {
-            self.release_held();
-            let more = self.drain_queue();
-            if self.flush(stream).await.is_err() {
+            let mut more = false;
+            if end.is_none() {
+                self.release_held();
+                more = self.drain_queue();
+            }
+            let flushed = std::future::poll_fn(|cx| self.poll_flush(stream, cx)).await;
+            if let Some(close) = end {
+                return close;
+            }
+            if flushed.is_err() {
                 return Close::WithWill;
             }
             if more {
@@ -671,52 +700,56 @@ impl Connection {
             if let Some(slow) = self.congested.take() {
                 // Boxed: a rare wait, whose timer and notification would otherwise enlarge
                 // every connection's task.
-                Box::pin(wait_for_space(&slow)).await;
+                Box::pin(async move { wait_for_space(&slow).await }).await;
             }
             let woken = std::future::poll_fn(|cx| self.poll_wait(stream, cx)).await;
-            let end = match woken {
-                Woken::Evicted(Ok(Eviction::AccessRevoked)) => {
-                    info!(user = ?self.identity.user, "user removed or deactivated; disconnecting");
-                    self.send_disconnect(ReasonCode::NotAuthorized);
-                    Some(Close::WithWill)
-                }
-                Woken::Evicted(Ok(Eviction::Shutdown)) => {
-                    self.send_disconnect(ReasonCode::ServerShuttingDown);
-                    Some(Close::Shutdown)
-                }
-                Woken::Evicted(Ok(Eviction::TakenOver) | Err(_)) => {
-                    self.send_disconnect(ReasonCode::SessionTakenOver);
-                    Some(Close::TakenOver)
-                }
-                Woken::KeepAliveExpired => {
-                    info!("keep alive expired; closing");
-                    self.send_disconnect(ReasonCode::KeepAliveTimeout);
-                    Some(Close::WithWill)
-                }
-                Woken::Read(Ok(0)) => {
-                    debug!("connection closed by peer without DISCONNECT");
-                    return Close::WithWill;
-                }
-                Woken::Read(Err(e)) => {
-                    debug!(error = %e, "read failed");
-                    return Close::WithWill;
-                }
-                Woken::Read(Ok(n)) => {
-                    self.shared
-                        .stats
-                        .bytes_received
-                        .fetch_add(n as u64, Ordering::Relaxed);
-                    let deadline = tokio::time::Instant::now() + self.keep_alive;
-                    self.keep_alive_timer.as_mut().reset(deadline);
-                    self.handle_buffered().err()
-                }
-                Woken::Queue | Woken::Durable => None,
+            end = match self.on_woken(woken) {
+                Ok(end) => end,
+                Err(close) => return close,
             };
-            if let Some(close) = end {
-                let _ = self.flush(stream).await;
-                return close;
-            }
         }
+    }
+
+    /// Acts on what ended a wait. `Ok(Some)` ends the connection after a last flush, `Err`
+    /// at once.
+    fn on_woken(&mut self, woken: Woken) -> Result<Option<Close>, Close> {
+        Ok(match woken {
+            Woken::Evicted(Ok(Eviction::AccessRevoked)) => {
+                info!(user = ?self.identity.user, "user removed or deactivated; disconnecting");
+                self.send_disconnect(ReasonCode::NotAuthorized);
+                Some(Close::WithWill)
+            }
+            Woken::Evicted(Ok(Eviction::Shutdown)) => {
+                self.send_disconnect(ReasonCode::ServerShuttingDown);
+                Some(Close::Shutdown)
+            }
+            Woken::Evicted(Ok(Eviction::KeepAliveExpired)) => {
+                info!("keep alive expired; closing");
+                self.send_disconnect(ReasonCode::KeepAliveTimeout);
+                Some(Close::WithWill)
+            }
+            Woken::Evicted(Ok(Eviction::TakenOver) | Err(_)) => {
+                self.send_disconnect(ReasonCode::SessionTakenOver);
+                Some(Close::TakenOver)
+            }
+            Woken::Read(Ok(0)) => {
+                debug!("connection closed by peer without DISCONNECT");
+                return Err(Close::WithWill);
+            }
+            Woken::Read(Err(e)) => {
+                debug!(error = %e, "read failed");
+                return Err(Close::WithWill);
+            }
+            Woken::Read(Ok(n)) => {
+                self.shared
+                    .stats
+                    .bytes_received
+                    .fetch_add(n as u64, Ordering::Relaxed);
+                self.heard_from_client();
+                self.handle_buffered().err()
+            }
+            Woken::Queue | Woken::Durable => None,
+        })
     }
 
     /// Waits for the next thing to do. Everything it waits on lives in the connection (the
@@ -734,18 +767,32 @@ impl Connection {
         }
         // With too much held for the store, stop reading: the client waits, memory does not
         // grow.
-        if self.held.len() < HELD_LIMIT {
-            if let Poll::Ready(read) = poll_read_more(stream, &mut self.rbuf, cx) {
-                return Poll::Ready(Woken::Read(read));
+        let paused = self.held.len() >= HELD_LIMIT;
+        if paused != self.reading_paused {
+            self.reading_paused = paused;
+            if paused {
+                self.session
+                    .keep_alive_deadline
+                    .store(crate::keep_alive::NOT_WATCHED, Ordering::Relaxed);
+            } else {
+                self.heard_from_client();
             }
-            if self.keep_alive_timer.as_mut().poll(cx).is_ready() {
-                return Poll::Ready(Woken::KeepAliveExpired);
-            }
+        }
+        if !paused && let Poll::Ready(read) = poll_read_more(stream, &mut self.rbuf, cx) {
+            return Poll::Ready(Woken::Read(read));
         }
         if self.session.wake.poll(cx).is_ready() {
             return Poll::Ready(Woken::Queue);
         }
         Poll::Pending
+    }
+
+    /// Moves the keep-alive deadline to `keep_alive_ms` from now.
+    fn heard_from_client(&self) {
+        let deadline = self.shared.clock_ms().saturating_add(self.keep_alive_ms);
+        self.session
+            .keep_alive_deadline
+            .store(deadline, Ordering::Relaxed);
     }
 
     fn aliases(&mut self) -> &mut Aliases {
@@ -774,26 +821,42 @@ impl Connection {
         Ok(())
     }
 
+    /// Writes out the write buffer, flushes the stream and releases the buffer: an idle
+    /// connection holds no write buffer.
     async fn flush<S>(&mut self, stream: &mut S) -> std::io::Result<()>
     where
         S: AsyncWrite + Unpin,
     {
-        if self.wbuf.is_empty() {
-            // Possibly reserved for a queue that the in-flight window then held back.
-            if self.wbuf.capacity() > 0 {
-                self.wbuf = BytesMut::new();
+        // Polled directly rather than through `write_all`, whose future would be stored in
+        // every connection's task.
+        std::future::poll_fn(|cx| self.poll_flush(stream, cx)).await
+    }
+
+    fn poll_flush<S>(&mut self, stream: &mut S, cx: &mut Context<'_>) -> Poll<std::io::Result<()>>
+    where
+        S: AsyncWrite + Unpin,
+    {
+        while !self.wbuf.is_empty() {
+            let n = ready!(Pin::new(&mut *stream).poll_write(cx, &self.wbuf))?;
+            if n == 0 {
+                return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
             }
-            return Ok(());
+            self.shared
+                .stats
+                .bytes_sent
+                .fetch_add(n as u64, Ordering::Relaxed);
+            self.wbuf.advance(n);
+            self.unflushed = true;
         }
-        stream.write_all(&self.wbuf).await?;
-        stream.flush().await?;
-        self.shared
-            .stats
-            .bytes_sent
-            .fetch_add(self.wbuf.len() as u64, Ordering::Relaxed);
-        // Released rather than kept: an idle connection holds no write buffer.
-        self.wbuf = BytesMut::new();
-        Ok(())
+        if self.unflushed {
+            ready!(Pin::new(&mut *stream).poll_flush(cx))?;
+            self.unflushed = false;
+        }
+        // Possibly reserved for a queue that the in-flight window then held back.
+        if self.wbuf.capacity() > 0 {
+            self.wbuf = BytesMut::new();
+        }
+        Poll::Ready(Ok(()))
     }
 
     /// Sends a packet after those held (see [`Connection::send_when`]).
@@ -1543,6 +1606,9 @@ impl Connection {
             if owner {
                 state.evict = None;
                 state.identity = None;
+                self.session
+                    .keep_alive_deadline
+                    .store(crate::keep_alive::NOT_WATCHED, Ordering::Release);
             }
             (owner, state.expiry)
         };
@@ -1616,6 +1682,7 @@ fn attach(
     clean_start: bool,
     expiry: Expiry,
     evict: oneshot::Sender<Eviction>,
+    keep_alive_ms: u64,
 ) -> (Arc<Session>, u64, bool, Option<Arc<Session>>) {
     let mut sessions = shared.sessions();
     let existing = sessions.get(client_id).cloned();
@@ -1650,6 +1717,11 @@ fn attach(
     };
     let mut state = session.lock();
     state.generation += 1;
+    // Under the session lock, before the eviction channel the sweeper would use.
+    session.keep_alive_deadline.store(
+        shared.clock_ms().saturating_add(keep_alive_ms),
+        Ordering::Release,
+    );
     state.evict = Some(evict);
     state.expiry = expiry;
     let generation = state.generation;

@@ -18,6 +18,7 @@ mod broker;
 mod client_auth;
 mod connection;
 mod index;
+mod keep_alive;
 mod message;
 mod metrics;
 mod options;
@@ -114,8 +115,8 @@ impl Broker {
             deadline,
         ));
         let ready = setup.await;
-        if let Some(running) = ready {
-            connection::run(running).await;
+        if let Some(mut running) = ready {
+            running.serve().await;
         }
     }
 
@@ -271,10 +272,10 @@ impl Broker {
         async move {
             // A `let` statement, so the finished setup future is freed before the connection
             // runs (an `if let` would keep it for the whole block).
-            let ready = setup.await;
-            if let Some((running, _open)) = ready {
-                connection::run(running).await;
-            }
+            let Some(mut running) = setup.await else {
+                return;
+            };
+            running.serve().await;
         }
     }
 
@@ -282,10 +283,7 @@ impl Broker {
     async fn handshake_and_setup(
         &self,
         accepted: transport::Accepted,
-    ) -> Option<(
-        Box<connection::Running<transport::Stream>>,
-        metrics::OpenConnection,
-    )> {
+    ) -> Option<Box<connection::Running<transport::Stream>>> {
         let remote = accepted.remote();
         let kind = accepted.kind();
         // One budget from accept to CONNECT, handshakes included.
@@ -298,7 +296,7 @@ impl Broker {
         match handshake {
             Ok(Some((stream, peer))) => {
                 let open = self.connections.open(peer.kind);
-                let running = connection::setup(
+                let mut running = connection::setup(
                     stream,
                     peer.remote,
                     peer.client_certificates,
@@ -307,7 +305,8 @@ impl Broker {
                     deadline,
                 )
                 .await?;
-                Some((running, open))
+                running.open = Some(open);
+                Some(running)
             }
             // An HTTP request (`/health`, `/metrics`), answered.
             Ok(None) => None,

@@ -25,6 +25,8 @@ pub(crate) enum Eviction {
     AccessRevoked,
     /// The broker is shutting down.
     Shutdown,
+    /// The client was silent past its keep-alive deadline.
+    KeepAliveExpired,
 }
 
 /// How long a session lives after its connection closes.
@@ -129,6 +131,9 @@ pub(crate) struct Session {
     state: Mutex<SessionState>,
     /// Woken when the queue gains a message.
     pub wake: Wake,
+    /// When the connected client must have sent something by, in `Shared::clock_ms` time;
+    /// `keep_alive::NOT_WATCHED` when nobody is watched.
+    pub keep_alive_deadline: AtomicU64,
     /// Messages dropped because the queue was full.
     pub dropped: AtomicU64,
     /// Woken when a congested queue has drained below its low-water mark.
@@ -201,6 +206,7 @@ impl Session {
                 congested: false,
             }),
             wake: Wake::default(),
+            keep_alive_deadline: AtomicU64::new(crate::keep_alive::NOT_WATCHED),
             dropped: AtomicU64::new(0),
             space: Notify::new(),
         })
