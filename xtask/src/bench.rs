@@ -631,6 +631,7 @@ fn run_scenario(
             if s.storage[i].is_none() {
                 continue;
             }
+            settle(sides);
             let side = &mut sides[i];
             match measure(env, s, side, ca) {
                 Ok(Some(fields)) => runs[i].push(fields),
@@ -680,6 +681,46 @@ fn run_scenario(
             }
         })
         .collect()
+}
+
+/// Waits until every broker process is idle: a broker may still be working off the previous
+/// run (mosquitto spends about a second of CPU after a fan-in, on the core the next broker is
+/// pinned to), which would slow the next run down. Idle means less than one clock tick of CPU
+/// time in `SETTLE_WINDOW`; gives up after `SETTLE_MAX`.
+fn settle(sides: &[Side; 2]) {
+    let pids: Vec<u32> = sides
+        .iter()
+        .flat_map(|side| [side.main.as_ref(), side.ws.as_ref()])
+        .flatten()
+        .map(|b| b.pid())
+        .collect();
+    let cpu = || -> u64 { pids.iter().filter_map(|&pid| cpu_ticks(pid)).sum() };
+    let start = std::time::Instant::now();
+    let mut before = cpu();
+    while start.elapsed() < SETTLE_MAX {
+        std::thread::sleep(SETTLE_WINDOW);
+        let now = cpu();
+        if now == before {
+            return;
+        }
+        before = now;
+    }
+    eprintln!("brokers still busy after {SETTLE_MAX:?}; running anyway");
+}
+
+const SETTLE_WINDOW: Duration = Duration::from_millis(300);
+const SETTLE_MAX: Duration = Duration::from_secs(20);
+
+/// User plus system CPU time of a process, in clock ticks, from `/proc/<pid>/stat`.
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    // The command name (field 2) may hold spaces; the fields after it are plain numbers.
+    let after_name = &stat[stat.rfind(')')? + 2..];
+    let fields: Vec<&str> = after_name.split_whitespace().collect();
+    // Fields 14 and 15 of the line (utime, stime) are 12 and 13 after the name.
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
 }
 
 /// Runs loadgen for one scenario against one broker, restarted first with the scenario's
@@ -913,6 +954,19 @@ mod tests {
         let o = parse("--quick").unwrap();
         let keys: Vec<&str> = scenarios(&o).iter().map(|s| s.key).collect();
         assert_eq!(keys, KEYS);
+    }
+
+    #[test]
+    fn cpu_time_of_a_running_process_is_read() {
+        let before = cpu_ticks(std::process::id()).expect("own /proc stat");
+        // Spin for more than a clock tick (10 ms at the usual 100 Hz).
+        let start = Instant::now();
+        while start.elapsed() < Duration::from_millis(50) {
+            std::hint::black_box(start.elapsed());
+        }
+        let after = cpu_ticks(std::process::id()).expect("own /proc stat");
+        assert!(after > before, "{before} -> {after}");
+        assert_eq!(cpu_ticks(u32::MAX), None);
     }
 
     #[test]

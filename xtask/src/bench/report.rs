@@ -240,7 +240,7 @@ fn results_md(meta: &Meta, table: &str, durability: Option<&str>, charts: &str) 
         md,
         "- date: {}\n- machine: {} CPUs, {}\n- pinning: {}\n- brokers: {}; {} (Debian)\n\
          - built with: {}\n- command: `{}`\n- figures: medians of {} round(s), rounds alternating \
-         between the brokers\n\n",
+         between the brokers, each run started once both brokers are idle\n\n",
         meta.date,
         meta.cpus,
         meta.cpu_model,
