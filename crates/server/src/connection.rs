@@ -427,7 +427,8 @@ impl Connection {
         // credentials.
         let mut certificate_user = None;
         if let Some(client_auth) = &shared.client_auth {
-            match client_auth.admit(certificates).await {
+            // Boxed: the OCSP check is a large future, and most connections skip it.
+            match Box::pin(client_auth.admit(certificates)).await {
                 Ok(verdict) => {
                     if verdict.credentials_required && connect.username.is_none() {
                         info!(

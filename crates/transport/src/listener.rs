@@ -181,17 +181,23 @@ impl Accepted {
         let timeout = self.handshake_timeout;
         let remote = self.remote;
         let kind = self.protocol.kind();
-        let upgraded = tokio::time::timeout(
-            timeout,
-            upgrade(
-                self.tcp,
-                self.protocol,
-                self.http.as_deref(),
-                self.max_message_size,
-            ),
-        )
-        .await
-        .map_err(|_| HandshakeError::Timeout(timeout))??;
+        let upgraded = match self.protocol {
+            // Nothing to wait for.
+            Protocol::Tcp => Some((Stream::tcp(self.tcp), Vec::new())),
+            // Boxed: the TLS and WebSocket handshakes make a future of about 11 KB, which
+            // would otherwise enlarge the caller's future for plain TCP connections too.
+            protocol => Box::pin(tokio::time::timeout(
+                timeout,
+                upgrade(
+                    self.tcp,
+                    protocol,
+                    self.http.as_deref(),
+                    self.max_message_size,
+                ),
+            ))
+            .await
+            .map_err(|_| HandshakeError::Timeout(timeout))??,
+        };
         drop(self.permit);
         let Some((stream, client_certificates)) = upgraded else {
             return Ok(None);
