@@ -553,14 +553,31 @@ async fn http_port_answers_health_and_metrics() {
         Some(Packet::ConnAck(_))
     ));
     let mut raw = Raw::connect(broker.tcp, V5, "metrics-tcp").await;
-    // One QoS 1 message in, acknowledged.
+    // Subscribed to its own topic at QoS 1: one QoS 1 message in (acknowledged) and one out.
+    raw.send(Packet::Subscribe(Subscribe {
+        packet_id: codec::PacketId::new(1).unwrap(),
+        properties: Default::default(),
+        filters: vec![(
+            TopicFilter::try_from("m/q1").unwrap(),
+            SubscriptionOptions::with_qos(QoS::AtLeastOnce),
+        )],
+    }))
+    .await;
+    assert!(matches!(raw.recv().await, Some(Packet::SubAck(_))));
     let mut p = Publish::new(
         TopicName::try_from("m/q1").unwrap(),
         Bytes::from_static(b"x"),
     );
-    p.qos = codec::QosPid::AtLeastOnce(codec::PacketId::new(1).unwrap());
+    p.qos = codec::QosPid::AtLeastOnce(codec::PacketId::new(2).unwrap());
     raw.send(Packet::Publish(p)).await;
-    assert!(matches!(raw.recv().await, Some(Packet::PubAck(_))));
+    let (mut acked, mut delivered) = (false, false);
+    while !(acked && delivered) {
+        match raw.recv().await {
+            Some(Packet::PubAck(_)) => acked = true,
+            Some(Packet::Publish(_)) => delivered = true,
+            other => panic!("expected PUBACK and PUBLISH, got {other:?}"),
+        }
+    }
 
     let metrics = http_get(broker.ws, "/metrics?x=1").await;
     assert!(
@@ -576,6 +593,8 @@ async fn http_port_answers_health_and_metrics() {
         "# TYPE mqtt_messages_received_total counter",
         "mqtt_messages_received_total{qos=\"1\"} 1",
         "mqtt_messages_received_total{qos=\"0\"} 0",
+        "mqtt_messages_sent_total{qos=\"1\"} 1",
+        "mqtt_messages_sent_total{qos=\"0\"} 0",
         "mqtt_retained_messages 0",
     ] {
         assert!(

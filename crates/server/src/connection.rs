@@ -1549,10 +1549,9 @@ impl Connection {
             } else {
                 self.held.push_back((ticket, Packet::Publish(publish)));
             }
-            self.shared
-                .stats
-                .messages_sent
-                .fetch_add(1, Ordering::Relaxed);
+            let stats = &self.shared.stats;
+            stats.messages_sent.fetch_add(1, Ordering::Relaxed);
+            stats.sent_by_qos[delivery.qos as usize].fetch_add(1, Ordering::Relaxed);
             if let Some(packet_id) = id {
                 let state_kind = if delivery.qos == QoS::AtLeastOnce {
                     Awaiting::PubAck
