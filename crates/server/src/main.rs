@@ -12,6 +12,7 @@ mod logging;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
+use std::sync::{Arc, OnceLock};
 
 use anyhow::Context;
 use config::{Config, ListenerKind, Loaded};
@@ -190,15 +191,30 @@ fn run(options: &Options) -> anyhow::Result<()> {
         eprintln!("{warning}");
         tracing::warn!("configuration: {warning}");
     }
+    // Set once the store is open. A worker thread that runs out of work says so to the store,
+    // whose collecting batch then commits soon instead of after `batchMaxDelay`: no more
+    // changes are coming from this side for now (see `store::Store::submitters_idle`).
+    let idle_store: Arc<OnceLock<store::Store>> = Arc::default();
+    let on_park = idle_store.clone();
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_park(move || {
+            if let Some(store) = on_park.get() {
+                store.submitters_idle();
+            }
+        })
         .build()
         .context("starting the runtime")?;
-    runtime.block_on(serve(config, sources, log))
+    runtime.block_on(serve(config, sources, log, idle_store))
 }
 
 /// Binds the listeners, prints the banner, and serves until SIGINT or SIGTERM.
-async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Result<()> {
+async fn serve(
+    config: Config,
+    sources: Sources,
+    log: LogHandle,
+    idle_store: Arc<OnceLock<store::Store>>,
+) -> anyhow::Result<()> {
     let options = broker_options(&config);
     let any_tls = config.listeners().iter().any(|l| l.kind.is_tls());
     // The default keys (created on first start) come first: the client CA may be among them.
@@ -282,6 +298,7 @@ async fn serve(config: Config, sources: Sources, log: LogHandle) -> anyhow::Resu
         Some(path) => {
             let (store, recovered) = store::Store::open(path, storage.durability.into())
                 .with_context(|| format!("mqtt.storage.path: {}", path.display()))?;
+            let _ = idle_store.set(store.clone());
             tracing::info!(
                 target: NOTIFY,
                 path = %store.path().display(),

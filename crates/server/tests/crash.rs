@@ -488,3 +488,51 @@ async fn expired_and_clean_sessions_do_not_come_back_and_a_corrupt_store_stops_s
         b"not a database at all, not even close"
     );
 }
+
+/// With a `batchMaxDelay` of 20 s, a lone QoS 1 publisher to a persistent session still gets each
+/// PUBACK at once: when the broker runs out of work it tells the store, whose batch then commits
+/// after a short grace instead of at the delay.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_broker_commits_without_waiting_for_the_batch_delay() {
+    let root = Root::new("idle-commit");
+    std::fs::write(
+        root.0.join("harperdb-config.yaml"),
+        "mqtt:\n  webSocket: false\n  network:\n    securePort: null\n  storage:\n    durability: batch\n    batchMaxDelay: 20000\n",
+    )
+    .expect("config");
+    let (mut broker, addr) = start(&root.0);
+    let (mut subscriber, _) = Client::connect(addr, "idle-sub", true).await;
+    subscriber.subscribe("idle/t", QoS::AtLeastOnce).await;
+    drop(subscriber);
+    let (mut publisher, _) = Client::connect(addr, "idle-pub", true).await;
+    let started = std::time::Instant::now();
+    for n in 1..=3u16 {
+        let id = PacketId::new(n).expect("id");
+        publisher
+            .send(&[publish(
+                "idle/t",
+                QosPid::AtLeastOnce(id),
+                u32::from(n),
+                false,
+            )])
+            .await;
+        match publisher.recv().await {
+            Some(Packet::PubAck(ack)) => assert_eq!(ack.packet_id, id),
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    // Each waited for a sync, not for 20 s (the whole test would then take a minute).
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    kill9(&mut broker);
+    // The messages were stored for the offline subscriber before they were acknowledged.
+    let (mut broker, addr) = start(&root.0);
+    let (mut subscriber, present) = Client::connect(addr, "idle-sub", false).await;
+    assert!(present);
+    let (got, _) = drain(&mut subscriber).await;
+    assert_eq!(got, [1, 2, 3]);
+    kill9(&mut broker);
+}

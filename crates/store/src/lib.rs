@@ -84,3 +84,4 @@ pub use record::{
 };
 pub use store::{Store, StoreStats, Ticket};
 pub use tables::FILE_NAME;
+pub use writer::IDLE_GRACE;

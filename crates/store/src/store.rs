@@ -55,6 +55,9 @@ pub(crate) struct Pending {
     pub(crate) since: Option<Instant>,
     /// `close` was called: flush and stop.
     pub(crate) closing: bool,
+    /// How many ops were pending, and when, the last time the submitters went idle (see
+    /// [`Store::submitters_idle`]); stale once more ops have arrived.
+    pub(crate) idle_mark: Option<(usize, Instant)>,
 }
 
 /// What the store handle and the writer thread share.
@@ -141,6 +144,7 @@ impl Store {
                 ops: Vec::new(),
                 batch: 1,
                 since: None,
+                idle_mark: None,
                 closing: false,
             }),
             wake: Condvar::new(),
@@ -196,6 +200,26 @@ impl Store {
             shared.advance(ticket);
         }
         Ticket(ticket)
+    }
+
+    /// Tells the writer that the submitters have run out of work, so the batch collecting under
+    /// [`Policy::Batch`] may commit once no more ops arrive for [`IDLE_GRACE`](crate::IDLE_GRACE), instead of
+    /// waiting for `max_delay` or `max_size`. The broker calls it when a runtime worker thread
+    /// parks (`tokio::runtime::Builder::on_thread_park`): a client with one message in flight
+    /// then waits for the grace and the sync, not for `max_delay`, while under load a batch
+    /// still collects everything that arrives close together (acknowledgements arriving within
+    /// the grace keep cancelling the changes they end). Cheap when nothing is pending.
+    pub fn submitters_idle(&self) {
+        let shared = &self.inner.shared;
+        let mut pending = lock(&shared.pending);
+        let count = pending.ops.len();
+        if count == 0 || pending.idle_mark.is_some_and(|(marked, _)| marked == count) {
+            return;
+        }
+        pending.idle_mark = Some((count, Instant::now()));
+        if matches!(shared.policy, Policy::Batch { .. }) {
+            shared.wake.notify_one();
+        }
     }
 
     /// [`submit`](Self::submit) for one op.
@@ -340,6 +364,42 @@ mod tests {
             .map(|s| s.record.client_id.as_str())
             .collect();
         assert_eq!(ids, ["before", "during", "queued meanwhile"]);
+    }
+
+    #[tokio::test]
+    async fn idle_submitters_commit_the_batch_without_waiting_for_its_delay() {
+        let dir = tempfile::tempdir().unwrap();
+        let policy = Policy::Batch {
+            max_delay: Duration::from_secs(30),
+            max_size: 1_000_000,
+        };
+        let (store, _) = Store::open(dir.path(), policy).unwrap();
+        let ticket = store.submit_one(session("waiting"));
+        // Under `batch` the op waits for its delay...
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(store.durable() < ticket, "committed before its delay");
+        // ...unless the submitters say they are idle: then it commits after the grace.
+        store.submitters_idle();
+        tokio::time::timeout(Duration::from_secs(10), store.wait(ticket))
+            .await
+            .expect("committed after the submitters went idle");
+        assert_eq!(store.stats().batches, 1);
+
+        // An op arriving after the mark makes it stale: the new op waits again.
+        let first = store.submit_one(session("first"));
+        store.submitters_idle();
+        let second = store.submit_one(session("second"));
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(
+            store.durable() < first,
+            "committed although more ops arrived"
+        );
+        store.submitters_idle();
+        tokio::time::timeout(Duration::from_secs(10), store.wait(second))
+            .await
+            .expect("committed once idle again");
+        assert_eq!(store.stats().batches, 2, "both ops in one batch");
+        store.close();
     }
 
     #[tokio::test]

@@ -19,6 +19,10 @@ use crate::tables;
 const FIRST_BACKOFF: Duration = Duration::from_millis(100);
 /// The longest wait between attempts.
 const MAX_BACKOFF: Duration = Duration::from_secs(2);
+/// How long a batch still waits for more ops after the submitters went idle (see
+/// [`crate::Store::submitters_idle`]): about the time a subscriber on the same machine takes
+/// to acknowledge what it was just sent.
+pub const IDLE_GRACE: Duration = Duration::from_micros(200);
 /// Attempts made for a batch after `close` before giving it up.
 pub(crate) const ATTEMPTS_WHEN_CLOSING: u32 = 3;
 
@@ -81,11 +85,18 @@ impl Writer {
                         max_size,
                     } => {
                         let since = pending.since.unwrap_or(now);
-                        if pending.ops.len() >= max_size {
-                            Some(now)
+                        let mut due = if pending.ops.len() >= max_size {
+                            now
                         } else {
-                            Some(since + max_delay)
+                            since + max_delay
+                        };
+                        // The submitters went idle and nothing arrived since.
+                        if let Some((count, at)) = pending.idle_mark
+                            && count == pending.ops.len()
+                        {
+                            due = due.min(at + IDLE_GRACE);
                         }
+                        Some(due)
                     }
                     Policy::Interval(every) => Some(self.last_commit + every),
                 }
@@ -98,6 +109,7 @@ impl Writer {
                     let ticket = pending.batch;
                     pending.batch += 1;
                     pending.since = None;
+                    pending.idle_mark = None;
                     return Some((ops, ticket, pending.closing));
                 }
                 Some(due) => shared
