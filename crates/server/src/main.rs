@@ -9,6 +9,7 @@ mod accounts;
 mod cli;
 mod default_keys;
 mod logging;
+mod open_files;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -49,6 +50,9 @@ fn main() -> ExitCode {
         }
     }
 }
+
+/// Below this many open files the broker warns at start-up.
+const LOW_OPEN_FILES: u64 = 4096;
 
 /// Where the configuration comes from, resolved once and used again on SIGHUP.
 #[derive(Debug, Clone)]
@@ -187,6 +191,18 @@ fn run(options: &Options) -> anyhow::Result<()> {
     }
     let config = loaded.config;
     let log = logging::install(&config.mqtt.logging)?;
+    let files = open_files::raise();
+    let shown =
+        |limit: Option<u64>| limit.map_or_else(|| "unlimited".to_owned(), |n| n.to_string());
+    if files.now != files.before {
+        tracing::info!(before = %shown(files.before), now = %shown(files.now), "open-files limit raised");
+    }
+    if files.now.is_some_and(|n| n < LOW_OPEN_FILES) {
+        tracing::warn!(
+            limit = %shown(files.now),
+            "open-files limit is low: each client connection takes one; raise the hard limit (`ulimit -Hn`, systemd `LimitNOFILE=`) to serve more clients"
+        );
+    }
     for warning in loaded.problems.warnings() {
         eprintln!("{warning}");
         tracing::warn!("configuration: {warning}");

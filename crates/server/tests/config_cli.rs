@@ -529,3 +529,78 @@ fn first_run_without_admin_variables_prints_a_generated_password_that_works() {
         .status();
     assert_eq!(child.wait().expect("exit").code(), Some(0));
 }
+
+/// Each client connection is a file descriptor, and the usual soft limit of 1024 would cap the
+/// broker at about a thousand clients: it raises its soft limit to the hard one at start-up, so
+/// a broker started under a soft limit of 256 still serves 400 clients at once.
+#[test]
+fn the_open_files_soft_limit_is_raised_to_the_hard_one() {
+    use std::io::{Read, Write};
+    let hard = Command::new("sh")
+        .args(["-c", "ulimit -Hn"])
+        .output()
+        .expect("sh runs");
+    let hard = String::from_utf8_lossy(&hard.stdout).trim().to_owned();
+    if hard != "unlimited" && hard.parse::<u64>().expect("a number") < 1000 {
+        let why = format!("the hard open-files limit ({hard}) leaves no room above 256");
+        assert_ne!(std::env::var("CI").as_deref(), Ok("true"), "{why}");
+        eprintln!("skipped: {why}");
+        return;
+    }
+    let root = Root::new("open-files");
+    root.write(
+        "harperdb-config.yaml",
+        "mqtt:\n  requireAuthentication: false\n",
+    );
+    let started = common::start_with_open_files(
+        &root.0,
+        &[
+            ("MQTT_NETWORK_PORT", "127.0.0.1:0"),
+            ("MQTT_NETWORK_SECUREPORT", "0"),
+            ("MQTT_WEBSOCKET", "false"),
+            ("HDB_ADMIN_USERNAME", "admin"),
+            ("HDB_ADMIN_PASSWORD", "secret"),
+        ],
+        std::process::Stdio::null(),
+        256,
+    );
+    let addr = started.only_tcp_address();
+    let mut child = started.child;
+    let lines = started.lines;
+    std::thread::spawn(move || for _ in lines {});
+    let mut clients = Vec::new();
+    for i in 0..400 {
+        let mut stream = std::net::TcpStream::connect(&addr)
+            .unwrap_or_else(|e| panic!("client {i} cannot connect: {e}"));
+        stream
+            .set_read_timeout(Some(std::time::Duration::from_secs(5)))
+            .expect("timeout");
+        // MQTT 3.1.1 CONNECT, clean session, keep alive 60 s, client id `ofNNN`.
+        let id = format!("of{i:03}");
+        let mut connect = vec![
+            0x10,
+            12 + id.len() as u8,
+            0,
+            4,
+            b'M',
+            b'Q',
+            b'T',
+            b'T',
+            4,
+            2,
+            0,
+            60,
+        ];
+        connect.extend_from_slice(&[0, id.len() as u8]);
+        connect.extend_from_slice(id.as_bytes());
+        stream.write_all(&connect).expect("send CONNECT");
+        let mut ack = [0u8; 4];
+        stream
+            .read_exact(&mut ack)
+            .unwrap_or_else(|e| panic!("client {i}: no CONNACK: {e}"));
+        assert_eq!(ack, [0x20, 2, 0, 0], "client {i}");
+        clients.push(stream);
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+}

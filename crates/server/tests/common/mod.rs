@@ -18,7 +18,31 @@ pub struct Started {
 /// Starts the broker binary with `--root root` and nothing in its environment but `HOME=root` and
 /// `env`, its standard error going to `stderr`, and waits for the banner.
 pub fn start(root: &Path, env: &[(&str, &str)], stderr: Stdio) -> Started {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_server"));
+    spawn(
+        Command::new(env!("CARGO_BIN_EXE_server")),
+        root,
+        env,
+        stderr,
+    )
+}
+
+/// [`start`] with the open-files soft limit lowered to `soft` first (by `sh`'s `ulimit`).
+pub fn start_with_open_files(
+    root: &Path,
+    env: &[(&str, &str)],
+    stderr: Stdio,
+    soft: u64,
+) -> Started {
+    let mut command = Command::new("sh");
+    command.args([
+        "-c",
+        &format!("ulimit -Sn {soft} && exec \"$0\" \"$@\""),
+        env!("CARGO_BIN_EXE_server"),
+    ]);
+    spawn(command, root, env, stderr)
+}
+
+fn spawn(mut command: Command, root: &Path, env: &[(&str, &str)], stderr: Stdio) -> Started {
     command
         .env_clear()
         .env("HOME", root)
