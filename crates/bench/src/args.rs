@@ -30,6 +30,7 @@ flags (defaults in brackets):
   --count N               messages per publisher [10000]
   --payload BYTES         payload size, 20 to 65536 [64]
   --rate N                latency: messages per second [2000]
+  --window N              QoS 1/2 messages a publisher keeps unacknowledged, 1 to 65535 [64]
   --timeout SECS          the whole run's deadline [60]
   --broker-pid PID        idle: the broker process whose VmRSS is read
   --hold SECS             idle: how long the connections are held [3]
@@ -106,6 +107,8 @@ pub struct Args {
     pub parallel: usize,
     /// Subscribers connect with clean session 0, after clearing any old session.
     pub persistent: bool,
+    /// QoS 1/2 messages a publisher keeps unacknowledged.
+    pub window: u64,
 }
 
 impl Args {
@@ -135,6 +138,7 @@ impl Args {
             hold: Duration::from_secs(3),
             parallel: 64,
             persistent: false,
+            window: 64,
         };
         while let Some(flag) = it.next() {
             if flag == "--persistent" {
@@ -166,6 +170,7 @@ impl Args {
                 "--broker-pid" => a.broker_pid = Some(value.parse().with_context(bad)?),
                 "--hold" => a.hold = Duration::from_secs(value.parse().with_context(bad)?),
                 "--parallel" => a.parallel = value.parse().with_context(bad)?,
+                "--window" => a.window = value.parse().with_context(bad)?,
                 other => bail!("unknown option `{other}`\n\n{USAGE}"),
             }
         }
@@ -181,6 +186,10 @@ impl Args {
         }
         if a.clients == 0 || a.parallel == 0 {
             bail!("--clients and --parallel must be at least 1");
+        }
+        // Packet identifiers are 16 bits; a window past them would reuse ids still in flight.
+        if !(1..=65_535).contains(&a.window) {
+            bail!("--window {}: expected 1 to 65535", a.window);
         }
         if a.scenario == Scenario::Latency && a.rate == 0 {
             bail!("--rate must be at least 1 for latency");
@@ -221,6 +230,14 @@ mod tests {
         assert!(parse("fanin --payload 70000").is_err());
         assert!(parse("fanin --addr 192.0.2.1:1883").is_err());
         assert!(parse("fanin --addr [::1]:1883").is_ok());
+    }
+
+    #[test]
+    fn window_defaults_to_64_and_stays_within_packet_ids() {
+        assert_eq!(parse("fanin --qos 1").unwrap().window, 64);
+        assert_eq!(parse("fanin --qos 1 --window 256").unwrap().window, 256);
+        assert!(parse("fanin --window 0").is_err());
+        assert!(parse("fanin --window 65536").is_err());
     }
 
     #[test]

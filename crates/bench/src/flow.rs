@@ -25,8 +25,6 @@ use crate::conn::{self, Dialer, Tx, V};
 pub const HEADER: usize = 20;
 /// Largest payload offered.
 pub const MAX_PAYLOAD: usize = 64 * 1024;
-/// Unacknowledged QoS 1/2 messages per publisher (QoS 2: until PUBCOMP).
-const WINDOW: u64 = 64;
 /// PUBLISH packets per write.
 const BATCH: u64 = 64;
 
@@ -69,6 +67,8 @@ struct Common {
     payload: usize,
     /// Messages per second per publisher; 0 for as fast as the window allows.
     rate: u64,
+    /// QoS 1/2 messages a publisher keeps unacknowledged.
+    window: u64,
     publishers: usize,
     /// Subscribers hold persistent sessions.
     persistent: bool,
@@ -103,6 +103,7 @@ pub async fn run(a: &Args) -> anyhow::Result<Outcome> {
         qos: a.qos,
         payload: a.payload,
         rate,
+        window: a.window,
         publishers,
         persistent: a.persistent,
         base: Instant::now(),
@@ -375,7 +376,7 @@ async fn publish_all(
         Bytes::from_static(&ZEROS[..c.payload]),
     );
     let mut out = BytesMut::with_capacity(BATCH as usize * (c.payload + topic.len() + 8));
-    let mut releasing = Vec::with_capacity(WINDOW as usize);
+    let mut releasing = Vec::with_capacity(c.window as usize);
     let started = tokio::time::Instant::now();
     let mut seq = 0u64;
     loop {
@@ -392,7 +393,7 @@ async fn publish_all(
         }
         let room = match c.qos {
             QoS::AtMostOnce => BATCH,
-            _ => WINDOW.saturating_sub(seq - completed).min(BATCH),
+            _ => c.window.saturating_sub(seq - completed).min(BATCH),
         };
         let mut n = room.min(count - seq);
         if n > 0
@@ -403,7 +404,7 @@ async fn publish_all(
         }
         for _ in 0..n {
             seq += 1;
-            // Packet ids cycle through 1..=65535; at most WINDOW are in use at once.
+            // Packet ids cycle through 1..=65535; at most `window` are in use at once.
             let pid = PacketId::new(((seq - 1) % 65_535 + 1) as u16).context("non-zero id")?;
             p.qos = match c.qos {
                 QoS::AtMostOnce => QosPid::AtMostOnce,
