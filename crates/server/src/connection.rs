@@ -288,6 +288,8 @@ where
 enum Woken {
     Evicted(Result<Eviction, oneshot::error::RecvError>),
     Read(std::io::Result<usize>),
+    /// The client was silent past its keep-alive deadline.
+    KeepAliveExpired,
     /// The session's queue gained messages.
     Queue,
     /// The store's durable ticket advanced.
@@ -313,6 +315,16 @@ enum DurableWait {
 }
 
 impl DurableWait {
+    /// Drops a wait in progress (its receiver with it) for a fresh receiver.
+    fn stop_waiting(&mut self, shared: &Shared) {
+        if let DurableWait::Waiting(_) = self {
+            *self = match &shared.persist {
+                Some(p) => DurableWait::Idle(p.store.watch()),
+                None => DurableWait::Never,
+            };
+        }
+    }
+
     fn poll_advanced(&mut self, cx: &mut Context<'_>) -> Poll<()> {
         loop {
             match std::mem::replace(self, DurableWait::Never) {
@@ -724,7 +736,7 @@ impl Connection {
                 self.send_disconnect(ReasonCode::ServerShuttingDown);
                 Some(Close::Shutdown)
             }
-            Woken::Evicted(Ok(Eviction::KeepAliveExpired)) => {
+            Woken::KeepAliveExpired => {
                 info!("keep alive expired; closing");
                 self.send_disconnect(ReasonCode::KeepAliveTimeout);
                 Some(Close::WithWill)
@@ -763,7 +775,10 @@ impl Connection {
         if let Poll::Ready(eviction) = Pin::new(&mut self.evict).poll(cx) {
             return Poll::Ready(Woken::Evicted(eviction));
         }
-        if !self.held.is_empty() && self.durable.poll_advanced(cx).is_ready() {
+        if self.held.is_empty() {
+            // Nothing waits for the store: no boxed wait is kept for it.
+            self.durable.stop_waiting(&self.shared);
+        } else if self.durable.poll_advanced(cx).is_ready() {
             return Poll::Ready(Woken::Durable);
         }
         // With too much held for the store, stop reading: the client waits, memory does not
@@ -772,15 +787,21 @@ impl Connection {
         if paused != self.reading_paused {
             self.reading_paused = paused;
             if paused {
-                self.session
-                    .keep_alive_deadline
-                    .store(crate::keep_alive::NOT_WATCHED, Ordering::Relaxed);
+                self.session.keep_alive.stop(self.generation);
             } else {
                 self.heard_from_client();
             }
         }
         if !paused && let Poll::Ready(read) = poll_read_more(stream, &mut self.rbuf, cx) {
             return Poll::Ready(Woken::Read(read));
+        }
+        // After the read: what the client sent counts before the deadline is judged.
+        if self
+            .session
+            .keep_alive
+            .take_overdue(self.generation, self.shared.clock_ms())
+        {
+            return Poll::Ready(Woken::KeepAliveExpired);
         }
         if self.session.wake.poll(cx).is_ready() {
             return Poll::Ready(Woken::Queue);
@@ -791,9 +812,7 @@ impl Connection {
     /// Moves the keep-alive deadline to `keep_alive_ms` from now.
     fn heard_from_client(&self) {
         let deadline = self.shared.clock_ms().saturating_add(self.keep_alive_ms);
-        self.session
-            .keep_alive_deadline
-            .store(deadline, Ordering::Relaxed);
+        self.session.keep_alive.moved(self.generation, deadline);
     }
 
     fn aliases(&mut self) -> &mut Aliases {
@@ -853,10 +872,9 @@ impl Connection {
             ready!(Pin::new(&mut *stream).poll_flush(cx))?;
             self.unflushed = false;
         }
-        // Possibly reserved for a queue that the in-flight window then held back.
-        if self.wbuf.capacity() > 0 {
-            self.wbuf = BytesMut::new();
-        }
+        // Released, reserved or not: an idle connection holds no write buffer. (After `advance`
+        // an empty buffer reports no capacity but still owns its allocation.)
+        self.wbuf = BytesMut::new();
         Poll::Ready(Ok(()))
     }
 
@@ -1606,9 +1624,8 @@ impl Connection {
             if owner {
                 state.evict = None;
                 state.identity = None;
-                self.session
-                    .keep_alive_deadline
-                    .store(crate::keep_alive::NOT_WATCHED, Ordering::Release);
+                self.session.keep_alive.stop(self.generation);
+                self.session.wake.clear();
             }
             (owner, state.expiry)
         };
@@ -1717,10 +1734,10 @@ fn attach(
     };
     let mut state = session.lock();
     state.generation += 1;
-    // Under the session lock, before the eviction channel the sweeper would use.
-    session.keep_alive_deadline.store(
+    // This connection's deadline replaces its predecessor's.
+    session.keep_alive.start(
+        state.generation,
         shared.clock_ms().saturating_add(keep_alive_ms),
-        Ordering::Release,
     );
     state.evict = Some(evict);
     state.expiry = expiry;

@@ -229,7 +229,9 @@ impl Broker {
         info!(connections = connections.len(), "shutting down");
         self.serving
             .store(false, std::sync::atomic::Ordering::Relaxed);
-        let _ = self.shutdown_tx.send(true);
+        // `send_replace`: `send` stores nothing when no receiver is left, and idle connections
+        // hold none; a connection still in its setup must see the flag.
+        self.shutdown_tx.send_replace(true);
         // Connections wait on their session's eviction channel, not on `shutdown_tx` (which
         // would cost every idle connection a stored future); one attaching after this loop sees
         // the flag at the end of `connection::setup`.

@@ -25,8 +25,6 @@ pub(crate) enum Eviction {
     AccessRevoked,
     /// The broker is shutting down.
     Shutdown,
-    /// The client was silent past its keep-alive deadline.
-    KeepAliveExpired,
 }
 
 /// How long a session lives after its connection closes.
@@ -131,9 +129,8 @@ pub(crate) struct Session {
     state: Mutex<SessionState>,
     /// Woken when the queue gains a message.
     pub wake: Wake,
-    /// When the connected client must have sent something by, in `Shared::clock_ms` time;
-    /// `keep_alive::NOT_WATCHED` when nobody is watched.
-    pub keep_alive_deadline: AtomicU64,
+    /// When the connected client must have sent something by.
+    pub keep_alive: crate::keep_alive::Deadline,
     /// Messages dropped because the queue was full.
     pub dropped: AtomicU64,
     /// Woken when a congested queue has drained below its low-water mark.
@@ -154,6 +151,12 @@ impl Wake {
         if !self.pending.swap(true, Ordering::AcqRel) {
             self.waker.wake();
         }
+    }
+
+    /// Forgets the waiting connection's waker: a tokio waker keeps its task's memory alive, and
+    /// the connection has ended.
+    pub fn clear(&self) {
+        drop(self.waker.take());
     }
 
     /// Ready once `notify` was called since the last time this returned ready.
@@ -206,7 +209,7 @@ impl Session {
                 congested: false,
             }),
             wake: Wake::default(),
-            keep_alive_deadline: AtomicU64::new(crate::keep_alive::NOT_WATCHED),
+            keep_alive: crate::keep_alive::Deadline::default(),
             dropped: AtomicU64::new(0),
             space: Notify::new(),
         })
