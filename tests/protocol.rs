@@ -349,6 +349,34 @@ async fn silent_client_is_closed_after_keep_alive_and_will_published() {
     broker.stop().await;
 }
 
+/// A client that stops reading and sending (a vanished host resets nothing) while the broker has
+/// data for it: the broker's writes stall, and after the keep alive it closes the connection and
+/// publishes the will, rather than waiting on the socket for as long as the kernel retries.
+#[tokio::test]
+async fn a_client_that_neither_reads_nor_sends_is_closed_after_keep_alive() {
+    let broker = TestBroker::start().await;
+    let mut watcher = Raw::connect(broker.addr, V5, "watch-stuck").await;
+    subscribe(&mut watcher, "will/stuck", QoS::AtMostOnce).await;
+    let (mut stuck, _) = Raw::connect_with(broker.addr, V5, "stuck", |c| {
+        c.keep_alive = 1;
+        c.will = Some(will("will/stuck", b"stuck is gone"));
+    })
+    .await;
+    subscribe(&mut stuck, "flood", QoS::AtMostOnce).await;
+    // From here `stuck` reads nothing and sends nothing. Linux grows a receive buffer as its
+    // reader reads, so a few MB fill both ends' buffers; 42 MB leave no doubt.
+    let mut flooder = Raw::connect(broker.addr, V5, "flooder").await;
+    let payload = Bytes::from(vec![7u8; 60_000]);
+    for _ in 0..700 {
+        let p = Publish::new(TopicName::try_from("flood").unwrap(), payload.clone());
+        flooder.send(Packet::Publish(p)).await;
+    }
+    let p = recv_publish(&mut watcher).await;
+    assert_eq!(&p.payload[..], b"stuck is gone");
+    drop(stuck);
+    broker.stop().await;
+}
+
 #[tokio::test]
 async fn keep_alive_above_maximum_is_lowered_and_announced() {
     let options = BrokerOptions {

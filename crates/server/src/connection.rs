@@ -364,6 +364,10 @@ struct Connection {
     keep_alive_ms: u64,
     /// Bytes were written since the stream was last flushed.
     unflushed: bool,
+    /// When the client last took bytes (in `Shared::clock_ms` time).
+    wrote_at_ms: u64,
+    /// The session's wake-up came while a write was stalled; the next wait returns at once.
+    woken_while_writing: bool,
     /// Reading is paused while too much is held for the store; the keep-alive deadline is not
     /// watched meanwhile.
     reading_paused: bool,
@@ -658,6 +662,8 @@ impl Connection {
             keep_alive_ms,
             reading_paused: false,
             unflushed: false,
+            wrote_at_ms: shared.clock_ms(),
+            woken_while_writing: false,
             will: connect.will.map(Box::new),
             evict,
             client_receive_maximum: connect
@@ -803,7 +809,7 @@ impl Connection {
         {
             return Poll::Ready(Woken::KeepAliveExpired);
         }
-        if self.session.wake.poll(cx).is_ready() {
+        if std::mem::take(&mut self.woken_while_writing) || self.session.wake.poll(cx).is_ready() {
             return Poll::Ready(Woken::Queue);
         }
         Poll::Pending
@@ -857,7 +863,10 @@ impl Connection {
         S: AsyncWrite + Unpin,
     {
         while !self.wbuf.is_empty() {
-            let n = ready!(Pin::new(&mut *stream).poll_write(cx, &self.wbuf))?;
+            let n = match Pin::new(&mut *stream).poll_write(cx, &self.wbuf) {
+                Poll::Ready(written) => written?,
+                Poll::Pending => return self.write_stalled(cx),
+            };
             if n == 0 {
                 return Poll::Ready(Err(std::io::ErrorKind::WriteZero.into()));
             }
@@ -867,15 +876,43 @@ impl Connection {
                 .fetch_add(n as u64, Ordering::Relaxed);
             self.wbuf.advance(n);
             self.unflushed = true;
+            self.wrote_at_ms = self.shared.clock_ms();
         }
         if self.unflushed {
-            ready!(Pin::new(&mut *stream).poll_flush(cx))?;
+            match Pin::new(&mut *stream).poll_flush(cx) {
+                Poll::Ready(flushed) => flushed?,
+                Poll::Pending => return self.write_stalled(cx),
+            }
             self.unflushed = false;
         }
         // Released, reserved or not: an idle connection holds no write buffer. (After `advance`
         // an empty buffer reports no capacity but still owns its allocation.)
         self.wbuf = BytesMut::new();
         Poll::Ready(Ok(()))
+    }
+
+    /// The client takes no more bytes. While waiting for it, this connection reads nothing, so
+    /// keep alive cannot be judged the usual way; a client that has also taken nothing for its
+    /// whole keep-alive period while its deadline passed is gone (a vanished host resets
+    /// nothing, and the kernel would keep retrying for many minutes): the write fails. One that
+    /// takes data, however slowly, is judged once it can be read again.
+    fn write_stalled(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // The sweeper's mark reaches this wait through the session's wake-up.
+        if self.session.wake.listen(cx.waker()) {
+            self.woken_while_writing = true;
+        }
+        let now = self.shared.clock_ms();
+        // The mark is taken either way: while the deadline stays passed the sweeper marks it
+        // again, and wakes this wait, every sweep.
+        let overdue = self.session.keep_alive.take_overdue(self.generation, now);
+        if overdue && now.saturating_sub(self.wrote_at_ms) >= self.keep_alive_ms {
+            info!("client neither sends nor takes data past its keep alive; closing");
+            return Poll::Ready(Err(std::io::Error::new(
+                std::io::ErrorKind::TimedOut,
+                "client stopped taking data",
+            )));
+        }
+        Poll::Pending
     }
 
     /// Sends a packet after those held (see [`Connection::send_when`]).

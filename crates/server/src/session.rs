@@ -153,6 +153,14 @@ impl Wake {
         }
     }
 
+    /// Registers `waker` and takes a pending wake-up, for a connection waiting on something else
+    /// that still wants to hear of the next one (a pending wake-up left set would keep `notify`
+    /// from waking it again). Returns whether one was pending: the caller must act on it later.
+    pub fn listen(&self, waker: &std::task::Waker) -> bool {
+        self.waker.register(waker);
+        self.pending.swap(false, Ordering::AcqRel)
+    }
+
     /// Forgets the waiting connection's waker: a tokio waker keeps its task's memory alive, and
     /// the connection has ended.
     pub fn clear(&self) {
