@@ -1175,3 +1175,27 @@ async fn topics_and_filters_beyond_128_levels_are_refused() {
     }
     broker.stop().await;
 }
+
+/// A connection served after the broker shut down is told so (DISCONNECT 0x8B) right after its
+/// CONNACK, although no other connection is left to hold the shutdown signal.
+#[tokio::test]
+async fn a_connection_served_after_shutdown_is_told_the_server_is_going_away() {
+    let broker = TestBroker::start().await;
+    let handle = broker.broker.clone();
+    broker.stop().await;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let serving = tokio::spawn(async move {
+        let (stream, peer) = listener.accept().await.unwrap();
+        handle.serve_connection(stream, peer).await;
+    });
+    let (mut late, ack) = Raw::connect_with(addr, V5, "late", |_| {}).await;
+    assert!(ack.reason_code.is_success(), "{ack:?}");
+    assert_eq!(
+        late.expect_close().await,
+        vec![Packet::Disconnect(Disconnect::new(
+            ReasonCode::ServerShuttingDown
+        ))]
+    );
+    tokio::time::timeout(WAIT, serving).await.unwrap().unwrap();
+}
