@@ -22,7 +22,6 @@ use mtls_verifier::{FailureMode, UserMapping};
 use server::{Broker, BrokerOptions, ClientAuth, ClientAuthSettings, OcspSettings};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use transport::rustls::pki_types::pem::PemObject;
@@ -31,7 +30,7 @@ use transport::rustls::{self, ClientConfig, RootCertStore};
 use transport::{Listener, Protocol, ServerTls, TlsIdentity};
 use xtask::pki::{Credential, OcspResponder, Pki, PkiOptions};
 
-use common::{Raw, WAIT, require_program};
+use common::{Raw, Serving, WAIT, require_program};
 
 const V3: ProtocolVersion = ProtocolVersion::V3_1_1;
 const V5: ProtocolVersion = ProtocolVersion::V5;
@@ -114,8 +113,7 @@ struct MtlsBroker {
     broker: Broker,
     pki: Pki,
     _dir: tempfile::TempDir,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl MtlsBroker {
@@ -166,14 +164,9 @@ impl MtlsBroker {
             Listener::new(tcp_listener, Protocol::Tcp, WAIT),
             Listener::new(wss_listener, Protocol::SecureWebSocket(tls), WAIT),
         ];
-        let (tx, rx) = oneshot::channel::<()>();
         let served = broker.clone();
-        let task = tokio::spawn(async move {
-            served
-                .serve(listeners, async move {
-                    let _ = rx.await;
-                })
-                .await;
+        let serving = Serving::spawn(|shutdown| async move {
+            served.serve(listeners, shutdown).await;
         });
         Self {
             tls: tls_addr,
@@ -182,21 +175,12 @@ impl MtlsBroker {
             broker,
             pki,
             _dir: dir,
-            shutdown: Some(tx),
-            task: Some(task),
+            serving,
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
+    async fn stop(self) {
+        self.serving.stop().await;
     }
 
     /// A TLS connection to the MQTT-over-TLS listener presenting `client` (its chain as the file

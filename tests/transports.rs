@@ -14,13 +14,11 @@ use codec::{
     Connect, MqttString, Packet, ProtocolVersion, Publish, QoS, Subscribe, SubscriptionOptions,
     TopicFilter, TopicName,
 };
-use common::{Raw, WAIT};
+use common::{Raw, Serving, WAIT};
 use futures_util::{SinkExt, StreamExt};
 use server::{Broker, BrokerOptions};
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 use tokio_rustls::TlsConnector;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::tungstenite::http::{HeaderValue, StatusCode, header};
@@ -44,8 +42,7 @@ struct Broker4 {
     ws: SocketAddr,
     wss: SocketAddr,
     pki: Pki,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl Broker4 {
@@ -91,13 +88,8 @@ impl Broker4 {
                 None => listener,
             });
         }
-        let (tx, rx) = oneshot::channel::<()>();
-        let task = tokio::spawn(async move {
-            broker
-                .serve(listeners, async move {
-                    let _ = rx.await;
-                })
-                .await;
+        let serving = Serving::spawn(|shutdown| async move {
+            broker.serve(listeners, shutdown).await;
         });
         Self {
             tcp: addrs[0],
@@ -105,21 +97,12 @@ impl Broker4 {
             ws: addrs[2],
             wss: addrs[3],
             pki,
-            shutdown: Some(tx),
-            task: Some(task),
+            serving,
         }
     }
 
-    async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
+    async fn stop(self) {
+        self.serving.stop().await;
     }
 
     /// A rustls client trusting the test root, offering `alpn`, limited to `versions`.

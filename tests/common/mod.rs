@@ -3,7 +3,9 @@
 
 #![allow(dead_code, clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
+use std::future::Future;
 use std::net::SocketAddr;
+use std::pin::Pin;
 use std::time::Duration;
 
 use bytes::BytesMut;
@@ -17,12 +19,42 @@ use tokio::task::JoinHandle;
 /// How long a test waits for something it expects before failing.
 pub const WAIT: Duration = Duration::from_secs(5);
 
+/// A broker's serve loop in a task of its own, until [`Serving::stop`].
+pub struct Serving {
+    shutdown: oneshot::Sender<()>,
+    task: JoinHandle<()>,
+}
+
+impl Serving {
+    /// Spawns `serve`, given the future that completes when the broker is to shut down (for
+    /// `Broker::run` or `Broker::serve`).
+    pub fn spawn<S, F>(serve: S) -> Self
+    where
+        S: FnOnce(Pin<Box<dyn Future<Output = ()> + Send>>) -> F,
+        F: Future<Output = ()> + Send + 'static,
+    {
+        let (shutdown, rx) = oneshot::channel::<()>();
+        let task = tokio::spawn(serve(Box::pin(async move {
+            let _ = rx.await;
+        })));
+        Self { shutdown, task }
+    }
+
+    /// Shuts the broker down and waits until it has finished.
+    pub async fn stop(self) {
+        let _ = self.shutdown.send(());
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .unwrap()
+            .unwrap();
+    }
+}
+
 pub struct TestBroker {
     pub addr: SocketAddr,
     /// The broker itself, for calls such as `enforce_access`.
     pub broker: Broker,
-    shutdown: Option<oneshot::Sender<()>>,
-    task: Option<JoinHandle<()>>,
+    serving: Serving,
 }
 
 impl TestBroker {
@@ -41,34 +73,20 @@ impl TestBroker {
     pub async fn with_broker(broker: Broker) -> Self {
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
-        let (tx, rx) = oneshot::channel::<()>();
         let served = broker.clone();
-        let task = tokio::spawn(async move {
-            served
-                .run(vec![listener], async move {
-                    let _ = rx.await;
-                })
-                .await;
+        let serving = Serving::spawn(|shutdown| async move {
+            served.run(vec![listener], shutdown).await;
         });
         Self {
             addr,
             broker,
-            shutdown: Some(tx),
-            task: Some(task),
+            serving,
         }
     }
 
     /// Shuts the broker down and waits until it has finished.
-    pub async fn stop(mut self) {
-        if let Some(tx) = self.shutdown.take() {
-            let _ = tx.send(());
-        }
-        if let Some(task) = self.task.take() {
-            tokio::time::timeout(Duration::from_secs(10), task)
-                .await
-                .unwrap()
-                .unwrap();
-        }
+    pub async fn stop(self) {
+        self.serving.stop().await;
     }
 }
 

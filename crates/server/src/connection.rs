@@ -366,8 +366,6 @@ struct Connection {
     unflushed: bool,
     /// When the client last took bytes (in `Shared::clock_ms` time).
     wrote_at_ms: u64,
-    /// The session's wake-up came while a write was stalled; the next wait returns at once.
-    woken_while_writing: bool,
     /// Reading is paused while too much is held for the store; the keep-alive deadline is not
     /// watched meanwhile.
     reading_paused: bool,
@@ -663,7 +661,6 @@ impl Connection {
             reading_paused: false,
             unflushed: false,
             wrote_at_ms: shared.clock_ms(),
-            woken_while_writing: false,
             will: connect.will.map(Box::new),
             evict,
             client_receive_maximum: connect
@@ -809,7 +806,7 @@ impl Connection {
         {
             return Poll::Ready(Woken::KeepAliveExpired);
         }
-        if std::mem::take(&mut self.woken_while_writing) || self.session.wake.poll(cx).is_ready() {
+        if self.session.wake.poll(cx).is_ready() {
             return Poll::Ready(Woken::Queue);
         }
         Poll::Pending
@@ -898,9 +895,7 @@ impl Connection {
     /// takes data, however slowly, is judged once it can be read again.
     fn write_stalled(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
         // The sweeper's mark reaches this wait through the session's wake-up.
-        if self.session.wake.listen(cx.waker()) {
-            self.woken_while_writing = true;
-        }
+        self.session.wake.register(cx.waker());
         let now = self.shared.clock_ms();
         // The mark is taken either way: while the deadline stays passed the sweeper marks it
         // again, and wakes this wait, every sweep.

@@ -115,7 +115,7 @@ async fn sweep(shared: Weak<Shared>) {
         let now = shared.clock_ms();
         for session in shared.sessions().values() {
             if session.keep_alive.mark_if_passed(now) {
-                session.wake.notify();
+                session.wake.nudge();
             }
         }
     }

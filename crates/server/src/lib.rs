@@ -114,10 +114,11 @@ impl Broker {
             self.shutdown_tx.subscribe(),
             deadline,
         ));
-        let ready = setup.await;
-        if let Some(mut running) = ready {
-            running.serve().await;
-        }
+        // A `let` statement frees the finished setup future before the connection runs.
+        let Some(mut running) = setup.await else {
+            return;
+        };
+        running.serve().await;
     }
 
     /// Disconnects (v5 reason 0x87) every client whose identity the access policy no longer

@@ -153,12 +153,16 @@ impl Wake {
         }
     }
 
-    /// Registers `waker` and takes a pending wake-up, for a connection waiting on something else
-    /// that still wants to hear of the next one (a pending wake-up left set would keep `notify`
-    /// from waking it again). Returns whether one was pending: the caller must act on it later.
-    pub fn listen(&self, waker: &std::task::Waker) -> bool {
+    /// Registers `waker` without taking a pending wake-up, for a connection waiting on something
+    /// else that still wants to be [`nudge`](Self::nudge)d.
+    pub fn register(&self, waker: &std::task::Waker) {
         self.waker.register(waker);
-        self.pending.swap(false, Ordering::AcqRel)
+    }
+
+    /// Wakes the connection to look at something other than its queue (its keep-alive
+    /// deadline); unlike `notify`, this wakes it even when a queue wake-up is already pending.
+    pub fn nudge(&self) {
+        self.waker.wake();
     }
 
     /// Forgets the waiting connection's waker: a tokio waker keeps its task's memory alive, and

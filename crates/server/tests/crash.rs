@@ -164,6 +164,33 @@ fn publish(topic: &str, qos: QosPid, n: u32, retain: bool) -> Packet {
     Packet::Publish(p)
 }
 
+/// Every number in `acked` is in `delivered`, and with `exactly_once` none is there twice.
+fn assert_none_lost(id: &str, acked: &[u32], delivered: &[u32], exactly_once: bool) {
+    let mut counts: HashMap<u32, usize> = HashMap::new();
+    for n in delivered {
+        *counts.entry(*n).or_default() += 1;
+    }
+    let lost: Vec<u32> = acked
+        .iter()
+        .filter(|n| !counts.contains_key(n))
+        .copied()
+        .collect();
+    assert!(
+        lost.is_empty(),
+        "{id}: {} of {} acknowledged messages lost, first {:?}",
+        lost.len(),
+        acked.len(),
+        &lost[..lost.len().min(10)]
+    );
+    if exactly_once {
+        let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
+        assert!(
+            twice.is_empty(),
+            "{id}: delivered twice at QoS 2: {twice:?}"
+        );
+    }
+}
+
 /// Publishes `count` messages at `qos` to `topic` with up to 32 unacknowledged; returns the
 /// numbers acknowledged (PUBACK / PUBREC) before the connection broke.
 async fn publish_until_killed(addr: SocketAddr, topic: &str, qos: QoS, count: u32) -> Vec<u32> {
@@ -296,29 +323,7 @@ async fn nothing_acknowledged_is_lost_when_the_broker_is_killed_mid_stream() {
         let (mut c, present) = Client::connect(addr, id, false).await;
         assert!(present, "{id}: the session survived");
         let (got, _) = drain(&mut c).await;
-        let mut counts: HashMap<u32, usize> = HashMap::new();
-        for n in &got {
-            *counts.entry(*n).or_default() += 1;
-        }
-        let lost: Vec<u32> = acked
-            .iter()
-            .filter(|n| !counts.contains_key(n))
-            .copied()
-            .collect();
-        assert!(
-            lost.is_empty(),
-            "{id}: {} of {} acknowledged messages lost, first {:?}",
-            lost.len(),
-            acked.len(),
-            &lost[..lost.len().min(10)]
-        );
-        if exactly_once {
-            let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
-            assert!(
-                twice.is_empty(),
-                "{id}: delivered twice at QoS 2: {twice:?}"
-            );
-        }
+        assert_none_lost(id, acked, &got, exactly_once);
         // The session keeps its subscription: a new message arrives.
     }
     // The retained message is there for a new subscriber.
@@ -418,24 +423,7 @@ async fn a_connected_qos2_subscriber_gets_every_message_exactly_once_across_a_cr
     let (mut sub, present) = Client::connect(addr, "online-sub", false).await;
     assert!(present);
     receiver.run(&mut sub, None).await;
-    let mut counts: HashMap<u32, usize> = HashMap::new();
-    for n in &receiver.delivered {
-        *counts.entry(*n).or_default() += 1;
-    }
-    let lost: Vec<u32> = acked
-        .iter()
-        .filter(|n| !counts.contains_key(n))
-        .copied()
-        .collect();
-    assert!(
-        lost.is_empty(),
-        "{} of {} acknowledged messages lost, first {:?}",
-        lost.len(),
-        acked.len(),
-        &lost[..lost.len().min(10)]
-    );
-    let twice: Vec<_> = counts.iter().filter(|(_, c)| **c > 1).collect();
-    assert!(twice.is_empty(), "delivered twice at QoS 2: {twice:?}");
+    assert_none_lost("online-sub", &acked, &receiver.delivered, true);
     kill9(&mut broker);
 }
 
