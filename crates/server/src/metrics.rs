@@ -167,6 +167,12 @@ impl transport::HttpStatus for Status {
                 &[("", st.batches)],
             );
             metric(
+                "mqtt_store_batches_unwritten_total",
+                "counter",
+                "Batches whose changes all cancelled each other: durable without a write or a sync.",
+                &[("", st.batches_unwritten)],
+            );
+            metric(
                 "mqtt_store_ops_total",
                 "counter",
                 "Changes committed to the durable store: written, or cancelled by a later change in the same batch.",

@@ -11,10 +11,121 @@ use crate::format;
 use crate::record::{MessageRecord, Op};
 use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
 
-/// A coalesced batch.
+/// The batch being collected. Ops are coalesced as they arrive: an `Enqueue` and a later
+/// `Dequeue` of the same entry cancel each other, an `UpdateEntry` after the `Enqueue` of its
+/// entry is folded into it, and `PutMessage`s only make their message available. So the
+/// submitter knows at once when everything collected cancels out (see [`Collecting::live`]), and
+/// the writer takes a batch that needs no more work. Relies on a `seq` never being reused for a
+/// live entry of the same client.
+#[derive(Default)]
+pub(crate) struct Collecting {
+    /// The ops to apply, in order; `None` where an `Enqueue` was cancelled.
+    ops: Vec<Option<Op>>,
+    /// (client id, seq) -> index in `ops` of an Enqueue nothing has cancelled yet.
+    enqueued: FastMap<(Arc<str>, u64), usize>,
+    /// The messages of the batch's `PutMessage`s, written when an entry first refers to them.
+    messages: FastMap<u64, Arc<MessageRecord>>,
+    /// Number of `PutMessage` ops.
+    puts: u64,
+    /// Ops submitted.
+    submitted: u64,
+    /// Ops cancelled (not counting `PutMessage`s, decided when applying).
+    cancelled: u64,
+    /// Ops in `ops` that are not cancelled.
+    live: usize,
+}
+
+impl Collecting {
+    /// Adds an op, coalescing it with those collected.
+    pub(crate) fn push(&mut self, op: Op) {
+        self.submitted += 1;
+        match op {
+            Op::PutMessage { id, message } => {
+                self.puts += 1;
+                self.messages.insert(id, message);
+            }
+            Op::Enqueue {
+                ref client_id, seq, ..
+            } => {
+                self.enqueued
+                    .insert((Arc::clone(client_id), seq), self.ops.len());
+                self.keep(op);
+            }
+            Op::UpdateEntry {
+                ref client_id,
+                seq,
+                packet_id,
+                state,
+            } => match self.enqueued.get(&(Arc::clone(client_id), seq)) {
+                Some(&i) => {
+                    if let Some(Op::Enqueue { entry, .. }) = &mut self.ops[i] {
+                        entry.packet_id = packet_id;
+                        entry.state = state;
+                    }
+                    self.cancelled += 1;
+                }
+                None => self.keep(op),
+            },
+            Op::Dequeue { ref client_id, seq } => {
+                match self.enqueued.remove(&(Arc::clone(client_id), seq)) {
+                    Some(i) => {
+                        self.ops[i] = None;
+                        self.live -= 1;
+                        self.cancelled += 2;
+                    }
+                    None => self.keep(op),
+                }
+            }
+            Op::DeleteSession { ref client_id } => {
+                // Entries enqueued before it are deleted with the session.
+                self.enqueued.retain(|(c, _), _| **c != **client_id);
+                self.keep(op);
+            }
+            other => self.keep(other),
+        }
+    }
+
+    fn keep(&mut self, op: Op) {
+        self.ops.push(Some(op));
+        self.live += 1;
+    }
+
+    /// Ops submitted since the batch began.
+    pub(crate) fn submitted(&self) -> u64 {
+        self.submitted
+    }
+
+    /// Ops that applying the batch would apply: 0 when everything collected cancelled out
+    /// (or nothing was submitted), so committing it would change nothing in the file.
+    pub(crate) fn live(&self) -> usize {
+        self.live
+    }
+
+    /// Takes the collected ops as a batch, leaving an empty collector sized like the last.
+    pub(crate) fn take(&mut self) -> Batch {
+        let capacity = self.ops.len();
+        let taken = std::mem::replace(
+            self,
+            Collecting {
+                ops: Vec::with_capacity(capacity),
+                ..Collecting::default()
+            },
+        );
+        Batch {
+            ops: taken.ops,
+            messages: taken.messages,
+            puts: taken.puts,
+            submitted: taken.submitted,
+            cancelled: taken.cancelled,
+            live: taken.live,
+        }
+    }
+}
+
+/// A coalesced batch, taken from [`Collecting`].
 pub(crate) struct Batch {
-    /// The ops to apply, in order, without `PutMessage`s.
-    ops: Vec<Op>,
+    /// The ops to apply, in order (`None`: cancelled), without `PutMessage`s.
+    ops: Vec<Option<Op>>,
     /// The messages of the batch's `PutMessage`s, written when an entry first refers to them.
     messages: FastMap<u64, Arc<MessageRecord>>,
     /// Number of `PutMessage` ops.
@@ -23,6 +134,8 @@ pub(crate) struct Batch {
     submitted: u64,
     /// Ops cancelled by coalescing (not counting `PutMessage`s, decided when applying).
     cancelled: u64,
+    /// Ops to apply.
+    live: usize,
 }
 
 /// What applying a batch did, kept only if its transaction commits.
@@ -38,68 +151,10 @@ pub(crate) struct Applied {
 }
 
 impl Batch {
-    /// Coalesces ops: an `Enqueue` and a later `Dequeue` of the same entry cancel each other,
-    /// and an `UpdateEntry` after the `Enqueue` of its entry is folded into it. Relies on a
-    /// `seq` never being reused for a live entry of the same client.
-    pub(crate) fn coalesce(ops: Vec<Op>) -> Batch {
-        let submitted = ops.len() as u64;
-        let mut kept: Vec<Option<Op>> = Vec::with_capacity(ops.len());
-        // (client id, seq) -> index in `kept` of an Enqueue nothing has cancelled yet.
-        let mut enqueued: FastMap<(Arc<str>, u64), usize> = FastMap::default();
-        let mut messages = FastMap::default();
-        let mut puts = 0;
-        let mut cancelled = 0;
-        for op in ops {
-            match op {
-                Op::PutMessage { id, message } => {
-                    puts += 1;
-                    messages.insert(id, message);
-                }
-                Op::Enqueue {
-                    ref client_id, seq, ..
-                } => {
-                    enqueued.insert((Arc::clone(client_id), seq), kept.len());
-                    kept.push(Some(op));
-                }
-                Op::UpdateEntry {
-                    ref client_id,
-                    seq,
-                    packet_id,
-                    state,
-                } => match enqueued.get(&(Arc::clone(client_id), seq)) {
-                    Some(&i) => {
-                        if let Some(Op::Enqueue { entry, .. }) = &mut kept[i] {
-                            entry.packet_id = packet_id;
-                            entry.state = state;
-                        }
-                        cancelled += 1;
-                    }
-                    None => kept.push(Some(op)),
-                },
-                Op::Dequeue { ref client_id, seq } => {
-                    match enqueued.remove(&(Arc::clone(client_id), seq)) {
-                        Some(i) => {
-                            kept[i] = None;
-                            cancelled += 2;
-                        }
-                        None => kept.push(Some(op)),
-                    }
-                }
-                Op::DeleteSession { ref client_id } => {
-                    // Entries enqueued before it are deleted with the session.
-                    enqueued.retain(|(c, _), _| **c != **client_id);
-                    kept.push(Some(op));
-                }
-                other => kept.push(Some(other)),
-            }
-        }
-        Batch {
-            ops: kept.into_iter().flatten().collect(),
-            messages,
-            puts,
-            submitted,
-            cancelled,
-        }
+    /// True when applying the batch would change nothing in the file: every op it kept was
+    /// cancelled, and a `PutMessage` is written only with an entry that refers to it.
+    pub(crate) fn writes_nothing(&self) -> bool {
+        self.live == 0
     }
 
     /// Number of ops submitted in the batch.
@@ -125,7 +180,7 @@ impl Batch {
             bytes: 0,
             stored: 0,
         };
-        for op in &self.ops {
+        for op in self.ops.iter().flatten() {
             a.op(op, &self.messages)?;
         }
         let cancelled = self.cancelled + self.puts.saturating_sub(a.stored);

@@ -10,6 +10,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 use crate::backend::Control;
+use crate::batch::Collecting;
 use crate::error::StoreError;
 use crate::record::{Op, Recovered};
 use crate::tables::{self, FILE_NAME};
@@ -25,6 +26,9 @@ pub struct Ticket(pub u64);
 pub struct StoreStats {
     /// Batches committed (one write transaction each).
     pub batches: u64,
+    /// Batches whose ops all cancelled each other, made durable without a write transaction or
+    /// a sync (not counted in `batches`).
+    pub batches_unwritten: u64,
     /// Ops of committed batches that were applied.
     pub ops_written: u64,
     /// Ops of committed batches that coalescing made unnecessary: an Enqueue and its Dequeue in
@@ -48,7 +52,8 @@ pub struct StoreStats {
 
 /// Ops waiting for the writer, and the ticket of the batch they will form.
 pub(crate) struct Pending {
-    pub(crate) ops: Vec<Op>,
+    /// The batch being collected.
+    pub(crate) collecting: Collecting,
     /// The ticket of `ops`; the batch before it is taken or committed.
     pub(crate) batch: u64,
     /// When `ops` became non-empty.
@@ -57,7 +62,22 @@ pub(crate) struct Pending {
     pub(crate) closing: bool,
     /// How many ops were pending, and when, the last time the submitters went idle (see
     /// [`Store::submitters_idle`]); stale once more ops have arrived.
-    pub(crate) idle_mark: Option<(usize, Instant)>,
+    pub(crate) idle_mark: Option<(u64, Instant)>,
+    /// What the writer is doing, so that submitters wake it only when it would otherwise
+    /// sleep past the moment a batch becomes due: each wake-up is a thread switch, and on a
+    /// busy core one that preempts the submitter.
+    pub(crate) writer: WriterState,
+}
+
+/// See [`Pending::writer`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum WriterState {
+    /// Taking, committing or publishing a batch; it looks at the pending ops before sleeping.
+    Busy,
+    /// Sleeping until woken (nothing was pending).
+    Idle,
+    /// Sleeping until this moment, when the pending ops become due.
+    WaitingUntil(Instant),
 }
 
 /// What the store handle and the writer thread share.
@@ -141,10 +161,11 @@ impl Store {
             policy,
             path,
             pending: Mutex::new(Pending {
-                ops: Vec::new(),
+                collecting: Collecting::default(),
                 batch: 1,
                 since: None,
                 idle_mark: None,
+                writer: WriterState::Busy,
                 closing: false,
             }),
             wake: Condvar::new(),
@@ -168,9 +189,14 @@ impl Store {
     }
 
     /// Queues ops for the next batch and returns its ticket; never waits for I/O (it takes a
-    /// lock held only to append or swap the buffer). Ops of one call always land in the same
-    /// batch, in order. With no ops it returns the previous batch's ticket. After
+    /// lock held only to coalesce the ops with those collected). Ops of one call always land in
+    /// the same batch, in order. With no ops it returns the previous batch's ticket. After
     /// [`close`](Self::close) ops are dropped and the ticket never becomes durable.
+    ///
+    /// When the ops cancel everything collected (the last queued message of a persistent
+    /// session acknowledged by its subscriber before the batch commits, say) and the writer is
+    /// not busy with an earlier batch, the batch becomes durable here and now: there is nothing
+    /// to write, and earlier batches are all durable.
     pub fn submit(&self, ops: impl IntoIterator<Item = Op>) -> Ticket {
         let shared = &self.inner.shared;
         let mut pending = lock(&shared.pending);
@@ -178,22 +204,47 @@ impl Store {
         if pending.closing {
             return Ticket(ticket);
         }
-        let before = pending.ops.len();
-        pending.ops.extend(ops);
-        let after = pending.ops.len();
-        if after == before {
+        let before = pending.collecting.submitted();
+        let live_before = pending.collecting.live();
+        for op in ops {
+            pending.collecting.push(op);
+        }
+        if pending.collecting.submitted() == before {
             return Ticket(ticket - 1);
         }
         if before == 0 {
             pending.since = Some(Instant::now());
         }
+        let live = pending.collecting.live();
+        if live == 0 && pending.writer != WriterState::Busy {
+            let batch = pending.collecting.take();
+            pending.batch += 1;
+            pending.since = None;
+            pending.idle_mark = None;
+            drop(pending);
+            shared.advance(ticket);
+            {
+                let mut stats = lock(&shared.stats);
+                stats.batches_unwritten += 1;
+                stats.ops_cancelled += batch.len();
+            }
+            // The cancelled ops are dropped here, after the acknowledgements are released.
+            drop(batch);
+            return Ticket(ticket);
+        }
         let full = match shared.policy {
-            Policy::Batch { max_size, .. } => before < max_size && after >= max_size,
+            Policy::Batch { max_size, .. } => live_before < max_size && live >= max_size,
             _ => false,
         };
+        // A busy writer looks at the pending ops before it sleeps; a sleeping one must be woken
+        // for the first op (it sleeps without a deadline then) and for a full batch.
+        let wake = match pending.writer {
+            WriterState::Busy => false,
+            WriterState::Idle => true,
+            WriterState::WaitingUntil(_) => full,
+        };
         drop(pending);
-        // The writer sleeps only while nothing is pending, or while a batch collects.
-        if before == 0 || full {
+        if wake {
             shared.wake.notify_one();
         }
         if !shared.policy.acks_wait() {
@@ -212,12 +263,21 @@ impl Store {
     pub fn submitters_idle(&self) {
         let shared = &self.inner.shared;
         let mut pending = lock(&shared.pending);
-        let count = pending.ops.len();
+        let count = pending.collecting.submitted();
         if count == 0 || pending.idle_mark.is_some_and(|(marked, _)| marked == count) {
             return;
         }
-        pending.idle_mark = Some((count, Instant::now()));
-        if matches!(shared.policy, Policy::Batch { .. }) {
+        let now = Instant::now();
+        pending.idle_mark = Some((count, now));
+        // Only a writer sleeping past the grace needs waking; a busy one sees the mark.
+        let wake = match pending.writer {
+            WriterState::WaitingUntil(until) => until > now + crate::IDLE_GRACE,
+            WriterState::Busy | WriterState::Idle => false,
+        };
+        // Unlocked first: on a busy core the woken writer would otherwise spin on the lock
+        // this thread holds.
+        drop(pending);
+        if wake && matches!(shared.policy, Policy::Batch { .. }) {
             shared.wake.notify_one();
         }
     }
@@ -262,7 +322,7 @@ impl Store {
 
     /// The counters.
     pub fn stats(&self) -> StoreStats {
-        let pending_ops = lock(&self.inner.shared.pending).ops.len();
+        let pending_ops = lock(&self.inner.shared.pending).collecting.submitted() as usize;
         StoreStats {
             pending_ops,
             ..lock(&self.inner.shared.stats).clone()
@@ -399,6 +459,67 @@ mod tests {
             .await
             .expect("committed once idle again");
         assert_eq!(store.stats().batches, 2, "both ops in one batch");
+        store.close();
+    }
+
+    #[tokio::test]
+    async fn a_batch_that_cancels_out_waits_for_the_batch_being_written() {
+        use crate::record::{EntryState, MessageRecord, QueueEntry};
+
+        let dir = tempfile::tempdir().unwrap();
+        let (store, _) = Store::open(dir.path(), Policy::Always).unwrap();
+        store.control().fail_writes.store(true, Ordering::Relaxed);
+        let failing = store.submit_one(session("failing"));
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while store.stats().write_errors == 0 {
+            assert!(Instant::now() < deadline);
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
+
+        // While that batch is retried, a pair that cancels out must not report its later
+        // ticket durable: that would count the failing batch durable too.
+        let message = MessageRecord {
+            topic: codec::TopicName::try_from("t").unwrap(),
+            payload: bytes::Bytes::from_static(b"m"),
+            qos: codec::QoS::AtLeastOnce,
+            retain: false,
+            properties: Default::default(),
+            expires_at: None,
+        };
+        let entry = QueueEntry {
+            message_id: 1,
+            qos: codec::QoS::AtLeastOnce,
+            retain: false,
+            subscription_ids: Vec::new(),
+            packet_id: None,
+            state: EntryState::Queued,
+        };
+        let client: Arc<str> = Arc::from("s");
+        let cancelled = store.submit([
+            Op::PutMessage {
+                id: 1,
+                message: Arc::new(message),
+            },
+            Op::Enqueue {
+                client_id: Arc::clone(&client),
+                seq: 1,
+                entry,
+            },
+            Op::Dequeue {
+                client_id: client,
+                seq: 1,
+            },
+        ]);
+        assert!(cancelled > failing);
+        tokio::time::sleep(Duration::from_millis(300)).await;
+        assert!(store.durable() < failing, "{:?}", store.stats());
+
+        store.control().fail_writes.store(false, Ordering::Relaxed);
+        tokio::time::timeout(Duration::from_secs(10), store.wait(cancelled))
+            .await
+            .expect("durable once the failing batch commits");
+        let stats = store.stats();
+        assert_eq!((stats.batches, stats.batches_unwritten), (1, 1));
         store.close();
     }
 

@@ -11,8 +11,7 @@ use tracing::{error, info};
 use crate::Policy;
 use crate::batch::Batch;
 use crate::fast_hash::FastMap;
-use crate::record::Op;
-use crate::store::{Shared, lock};
+use crate::store::{Shared, WriterState, lock};
 use crate::tables;
 
 /// The first wait after a failed commit; it doubles up to [`MAX_BACKOFF`].
@@ -53,8 +52,10 @@ impl Writer {
         if self.shared.policy == Policy::Never {
             self.shared.control.set_skip_sync(true);
         }
-        while let Some((ops, ticket, closing)) = self.next_batch() {
-            if !self.commit(&Batch::coalesce(ops), ticket, closing) {
+        while let Some((batch, ticket, closing)) = self.next_batch() {
+            if batch.writes_nothing() {
+                self.skip(&batch, ticket);
+            } else if !self.commit(&batch, ticket, closing) {
                 break;
             }
         }
@@ -65,17 +66,30 @@ impl Writer {
 
     /// Waits until the policy says the pending ops form a batch, and takes them with their
     /// ticket; `None` once closing with nothing pending.
-    fn next_batch(&mut self) -> Option<(Vec<Op>, u64, bool)> {
+    fn next_batch(&mut self) -> Option<(Batch, u64, bool)> {
         let shared = Arc::clone(&self.shared);
         let mut pending = lock(&shared.pending);
+        // Under `batch`, with nothing pending the writer first sleeps `max_delay` before it
+        // sleeps until woken: an op arriving meanwhile is due no sooner than the end of that
+        // sleep, so the submitter need not wake it (on a busy core that wake-up would preempt
+        // the submitter once per batch).
+        let mut lingered = false;
         loop {
             let now = Instant::now();
-            let due = if pending.ops.is_empty() {
+            let due = if pending.collecting.submitted() == 0 {
                 if pending.closing {
                     return None;
                 }
-                None
-            } else if pending.closing {
+                match shared.policy {
+                    Policy::Batch { max_delay, .. } if !lingered && !max_delay.is_zero() => {
+                        lingered = true;
+                        Some(now + max_delay)
+                    }
+                    _ => None,
+                }
+            } else if pending.closing || pending.collecting.live() == 0 {
+                // Everything collected cancels out (the submitter found the writer busy with an
+                // earlier batch): nothing to write or wait for.
                 Some(now)
             } else {
                 match shared.policy {
@@ -85,14 +99,14 @@ impl Writer {
                         max_size,
                     } => {
                         let since = pending.since.unwrap_or(now);
-                        let mut due = if pending.ops.len() >= max_size {
+                        let mut due = if pending.collecting.live() >= max_size {
                             now
                         } else {
                             since + max_delay
                         };
                         // The submitters went idle and nothing arrived since.
                         if let Some((count, at)) = pending.idle_mark
-                            && count == pending.ops.len()
+                            && count == pending.collecting.submitted()
                         {
                             due = due.min(at + IDLE_GRACE);
                         }
@@ -101,16 +115,19 @@ impl Writer {
                     Policy::Interval(every) => Some(self.last_commit + every),
                 }
             };
+            pending.writer = match due {
+                Some(due) if due <= now => WriterState::Busy,
+                Some(due) => WriterState::WaitingUntil(due),
+                None => WriterState::Idle,
+            };
             pending = match due {
                 Some(due) if due <= now => {
-                    // The next batch likely has as many ops: size its buffer once.
-                    let capacity = pending.ops.len();
-                    let ops = std::mem::replace(&mut pending.ops, Vec::with_capacity(capacity));
+                    let batch = pending.collecting.take();
                     let ticket = pending.batch;
                     pending.batch += 1;
                     pending.since = None;
                     pending.idle_mark = None;
-                    return Some((ops, ticket, pending.closing));
+                    return Some((batch, ticket, pending.closing));
                 }
                 Some(due) => shared
                     .wake
@@ -121,7 +138,21 @@ impl Writer {
                     .wait(pending)
                     .unwrap_or_else(std::sync::PoisonError::into_inner),
             };
+            pending.writer = WriterState::Busy;
         }
+    }
+
+    /// Publishes `ticket` without a transaction: its batch writes nothing (every change was
+    /// cancelled by a later one of the same batch, such as a message enqueued for a persistent
+    /// session and acknowledged by its subscriber before the batch was taken), so the file
+    /// already holds its outcome. Earlier batches are durable: the writer commits in order.
+    fn skip(&mut self, batch: &Batch, ticket: u64) {
+        {
+            let mut stats = lock(&self.shared.stats);
+            stats.batches_unwritten += 1;
+            stats.ops_cancelled += batch.len();
+        }
+        self.shared.advance(ticket);
     }
 
     /// Commits `batch` as `ticket`, retrying until it succeeds, then publishes the ticket. When
@@ -171,8 +202,8 @@ impl Writer {
                     // `close` may have come while this batch was failing.
                     let closing = closing || lock(&self.shared.pending).closing;
                     if closing && attempts >= ATTEMPTS_WHEN_CLOSING {
-                        let pending = lock(&self.shared.pending).ops.len();
-                        error!(path = %self.shared.path.display(), ops = batch.len() + pending as u64,
+                        let pending = lock(&self.shared.pending).collecting.submitted();
+                        error!(path = %self.shared.path.display(), ops = batch.len() + pending,
                             "store: closing while writes fail; ops not written");
                         return false;
                     }

@@ -235,6 +235,52 @@ async fn enqueue_then_dequeue_in_one_batch_writes_nothing() {
 }
 
 #[tokio::test]
+async fn a_batch_that_cancels_out_is_durable_without_a_commit() {
+    let dir = tempfile::tempdir().unwrap();
+    // Nothing would commit for 30 s: only cancelling out makes a batch durable here.
+    let policy = Policy::Batch {
+        max_delay: Duration::from_secs(30),
+        max_size: 1_000_000,
+    };
+    let (store, _) = Store::open(dir.path(), policy).unwrap();
+    let queued = store.submit([
+        put_message(1, plain_message("t", b"m")),
+        enqueue("s", 1, entry(1)),
+    ]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(
+        store.durable() < queued,
+        "an entry to write waits for its batch"
+    );
+
+    // The subscriber acknowledges before the batch commits: nothing is left to write.
+    let acked = store.submit_one(dequeue("s", 1));
+    assert_eq!(acked, queued, "same batch");
+    tokio::time::timeout(Duration::from_secs(5), store.wait(acked))
+        .await
+        .expect("durable without waiting for the batch's delay");
+    let stats = store.stats();
+    assert_eq!(stats.batches, 0, "no write transaction");
+    assert_eq!(stats.batches_unwritten, 1);
+    assert_eq!((stats.ops_written, stats.ops_cancelled), (0, 3));
+
+    // A batch with something left to write is not cut short by a pair that cancels out.
+    let kept = store.submit_one(put_session(session("s")));
+    store.submit([
+        put_message(2, plain_message("t", b"n")),
+        enqueue("s", 2, entry(2)),
+        dequeue("s", 2),
+    ]);
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert!(store.durable() < kept, "the session waits for its batch");
+    store.close();
+    assert_eq!(store.stats().batches, 1);
+    assert_eq!(rows(dir.path(), "sessions"), 1);
+    assert_eq!(rows(dir.path(), "queue"), 0);
+    assert_eq!(rows(dir.path(), "messages"), 0);
+}
+
+#[tokio::test]
 async fn update_and_dequeue_in_later_batches() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path());
