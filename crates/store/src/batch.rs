@@ -101,24 +101,30 @@ impl Collecting {
         self.live
     }
 
-    /// Takes the collected ops as a batch, leaving an empty collector sized like the last.
+    /// Takes the collected ops as a batch, leaving an empty collector sized like the last (the
+    /// next batch likely holds as many ops: its buffers then do not grow op by op).
     pub(crate) fn take(&mut self) -> Batch {
-        let capacity = self.ops.len();
-        let taken = std::mem::replace(
-            self,
-            Collecting {
-                ops: Vec::with_capacity(capacity),
-                ..Collecting::default()
-            },
+        let (op_count, message_count) = (self.ops.len(), self.messages.len());
+        let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(op_count));
+        let messages = std::mem::replace(
+            &mut self.messages,
+            FastMap::with_capacity_and_hasher(message_count, Default::default()),
         );
-        Batch {
-            ops: taken.ops,
-            messages: taken.messages,
-            puts: taken.puts,
-            submitted: taken.submitted,
-            cancelled: taken.cancelled,
-            live: taken.live,
-        }
+        // Kept with its capacity: the batch does not need it.
+        self.enqueued.clear();
+        let batch = Batch {
+            ops,
+            messages,
+            puts: self.puts,
+            submitted: self.submitted,
+            cancelled: self.cancelled,
+            live: self.live,
+        };
+        self.puts = 0;
+        self.submitted = 0;
+        self.cancelled = 0;
+        self.live = 0;
+        batch
     }
 }
 
