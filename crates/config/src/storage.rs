@@ -34,7 +34,8 @@ pub enum Durability {
     Batch {
         /// `batchMaxDelay`: the longest a change waits for others to join its batch. Default 2 ms.
         max_delay: Duration,
-        /// `batchMaxSize`: the most changes in one batch. Default 1024.
+        /// `batchMaxSize`: the most changes to write in one batch (changes that cancel out
+        /// within the batch do not count). Default 1024.
         max_size: NonZeroU32,
     },
     /// `interval`: changes are synced every `syncInterval` (default 1000 ms) and acknowledged before

@@ -110,8 +110,10 @@ impl Collecting {
             &mut self.messages,
             FastMap::with_capacity_and_hasher(message_count, Default::default()),
         );
-        // Kept with its capacity: the batch does not need it.
+        // Kept with its capacity (the batch does not need it), unless an unusually large batch
+        // left it much bigger than the last batch needs.
         self.enqueued.clear();
+        self.enqueued.shrink_to(op_count);
         let batch = Batch {
             ops,
             messages,

@@ -5,7 +5,8 @@
 //! The broker keeps its state in memory and submits each change that must survive a crash as
 //! an [`Op`]. [`Store::submit`] queues ops and returns the [`Ticket`] of the batch they go into;
 //! one writer thread commits each batch in one write transaction, then publishes its ticket as
-//! durable ([`Store::durable`], [`Store::watch`], [`Store::wait`]). The broker sends an
+//! durable ([`Store::durable`], [`Store::watch`], [`Store::wait`]); a batch whose ops all cancel
+//! out (see [Coalescing](#coalescing)) is durable without a transaction. The broker sends an
 //! acknowledgement (PUBACK, PUBREC, SUBACK, the CONNACK of a persistent session) once the
 //! ticket of its change is durable. [`Store::open`] hands back everything stored, as
 //! [`Recovered`].
@@ -24,8 +25,8 @@
 //!
 //! | [`Policy`] | an acknowledgement waits for | a process crash (`kill -9`) loses | a power loss loses |
 //! |---|---|---|---|
-//! | `Always` | its batch committed and synced; a batch is whatever was pending when the previous commit ended | nothing acknowledged | nothing acknowledged |
-//! | `Batch` | the same, a batch collecting up to `max_delay` or `max_size` ops | nothing acknowledged | nothing acknowledged |
+//! | `Always` | its batch committed and synced; a batch is whatever was pending when the previous commit ended (or less, when what is pending cancels out and needs no commit) | nothing acknowledged | nothing acknowledged |
+//! | `Batch` | the same, a batch collecting up to `max_delay` or `max_size` ops to write | nothing acknowledged | nothing acknowledged |
 //! | `Interval(d)` | nothing | up to `d` of acknowledged changes: ops collect in memory and are committed and synced every `d` | the same |
 //! | `Never` | nothing | the batch being collected (each is written to the file as soon as the previous write ends, typically well under a millisecond) | whatever the operating system had not yet written back (on Linux up to about 30 s by default); the file can also be left in a state redb refuses to open, which stops start-up naming the file |
 //!
@@ -42,10 +43,15 @@
 //!
 //! # Coalescing
 //!
-//! Within the batch being written, an `Enqueue` followed by the `Dequeue` of the same entry
-//! cancels both (a subscriber acknowledged before the batch committed), an `UpdateEntry` after
-//! the `Enqueue` of its entry is folded into it, and a `PutMessage` whose entries were all
-//! cancelled is never written. [`StoreStats::ops_cancelled`] counts them.
+//! Ops are coalesced as they are submitted, within the batch being collected: an `Enqueue`
+//! followed by the `Dequeue` of the same entry cancels both (a subscriber acknowledged before
+//! the batch was taken), an `UpdateEntry` after the `Enqueue` of its entry is folded into it, and
+//! a `PutMessage` whose entries were all cancelled is never written.
+//! [`StoreStats::ops_cancelled`] counts them. A batch in which everything cancels out needs no
+//! write: it becomes durable at once, without a write transaction or a sync, as soon as every
+//! earlier batch is ([`StoreStats::batches_unwritten`]). So a persistent session whose client
+//! keeps up costs no disk work, and the acknowledgement of a message it has already acknowledged
+//! does not wait for a sync. `max_size` of [`Policy::Batch`] counts the ops left to write.
 //!
 //! # Write errors
 //!

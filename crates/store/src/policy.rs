@@ -5,15 +5,17 @@ use std::time::Duration;
 /// When changes reach the disk; see the crate documentation for what each policy can lose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Policy {
-    /// Commit and sync as soon as anything is pending; what arrives during a commit forms the
-    /// next batch (one sync per batch).
+    /// Commit and sync as soon as anything is pending (to write: a batch that cancels out is
+    /// durable without a sync); what arrives during a commit forms the next batch (one sync per
+    /// batch).
     Always,
     /// Group commit: a batch collects until `max_delay` has passed since its first op or it
-    /// holds `max_size` ops, then is committed and synced.
+    /// holds `max_size` ops to write, then is committed and synced.
     Batch {
         /// The longest an op waits for others to join its batch.
         max_delay: Duration,
-        /// The most ops in one batch (a single submit may exceed it).
+        /// The most ops to write in one batch (a single submit may exceed it); ops cancelled
+        /// within the batch do not count.
         max_size: usize,
     },
     /// Ops collect in memory and are committed and synced every period; they count as durable

@@ -126,7 +126,9 @@ pub struct QueueEntry {
 /// One change to the stored state. A batch applies its ops in order.
 #[derive(Debug, Clone)]
 pub enum Op {
-    /// Makes a message available to the [`Op::Enqueue`]s of the same batch. The row is written
+    /// Makes a message available to the [`Op::Enqueue`]s of the same batch; submit it with them,
+    /// in the same [`Store::submit`](crate::Store::submit) call (a batch that would hold only the
+    /// message writes nothing and may be closed at once). The row is written
     /// when the first entry refers to it and deleted when the last one goes, so a message is
     /// stored once, a message no entry refers to is never written, and submitting it again with
     /// every batch that enqueues it costs nothing. Ids come from
@@ -147,7 +149,7 @@ pub enum Op {
     },
     /// Adds an entry to a session's queue. `seq` orders the queue and is never reused for the
     /// same client while an entry holds it. The message must come in a [`Op::PutMessage`] of the
-    /// same batch unless an entry already refers to it.
+    /// same submit call unless an entry already refers to it.
     Enqueue {
         /// The session's client id.
         client_id: Arc<str>,

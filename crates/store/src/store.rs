@@ -31,9 +31,10 @@ pub struct StoreStats {
     pub batches_unwritten: u64,
     /// Ops of committed batches that were applied.
     pub ops_written: u64,
-    /// Ops of committed batches that coalescing made unnecessary: an Enqueue and its Dequeue in
-    /// one batch (two ops), an UpdateEntry folded into its Enqueue, a PutMessage no entry needed
-    /// (or already stored). `ops_written + ops_cancelled` is every op committed.
+    /// Ops of durable batches (committed or unwritten) that coalescing made unnecessary: an
+    /// Enqueue and its Dequeue in one batch (two ops), an UpdateEntry folded into its Enqueue, a
+    /// PutMessage no entry needed (or already stored). `ops_written + ops_cancelled` is every op
+    /// of a durable batch.
     pub ops_cancelled: u64,
     /// Key and value bytes written.
     pub bytes_written: u64,
@@ -54,9 +55,9 @@ pub struct StoreStats {
 pub(crate) struct Pending {
     /// The batch being collected.
     pub(crate) collecting: Collecting,
-    /// The ticket of `ops`; the batch before it is taken or committed.
+    /// The ticket of `collecting`; the batch before it is taken or durable.
     pub(crate) batch: u64,
-    /// When `ops` became non-empty.
+    /// When the first op of `collecting` arrived.
     pub(crate) since: Option<Instant>,
     /// `close` was called: flush and stop.
     pub(crate) closing: bool,
@@ -85,7 +86,8 @@ pub(crate) struct Shared {
     pub(crate) policy: Policy,
     pub(crate) path: PathBuf,
     pub(crate) pending: Mutex<Pending>,
-    /// Signals the writer: ops arrived, the batch is full, or closing.
+    /// Signals the writer (see [`Pending::writer`] for when): the first op arrived while it was
+    /// idle, the batch is full, the submitters went idle, or closing.
     pub(crate) wake: Condvar,
     /// The highest durable ticket.
     pub(crate) durable: watch::Sender<u64>,
@@ -222,12 +224,12 @@ impl Store {
             pending.since = None;
             pending.idle_mark = None;
             drop(pending);
-            shared.advance(ticket);
             {
                 let mut stats = lock(&shared.stats);
                 stats.batches_unwritten += 1;
                 stats.ops_cancelled += batch.len();
             }
+            shared.advance(ticket);
             // The cancelled ops are dropped here, after the acknowledgements are released.
             drop(batch);
             return Ticket(ticket);

@@ -1,6 +1,7 @@
 //! The writer thread: takes the pending ops as one batch when the policy says so, commits it in
-//! one write transaction, then publishes its ticket as durable. Failed commits are retried with
-//! backoff, and nothing is reported durable until its batch has committed.
+//! one write transaction (none when it writes nothing), then publishes its ticket as durable.
+//! Failed commits are retried with backoff, and nothing is reported durable until its batch has
+//! committed.
 
 use std::sync::Arc;
 use std::time::{Duration, Instant};
