@@ -578,6 +578,10 @@ impl Connection {
             evict_tx,
             keep_alive_ms,
         );
+        // The session's own allocation of the id from now on: the store matches the changes of
+        // one queue entry by it (see `store::Op`), and a resumed session has the id of the
+        // connection that created it.
+        let client_id = session.client_id.clone();
         session.lock().identity = Some(identity.clone());
         let mut connack_ticket = 0;
         if let Some(old) = discarded {

@@ -524,3 +524,92 @@ async fn an_idle_broker_commits_without_waiting_for_the_batch_delay() {
     assert_eq!(got, [1, 2, 3]);
     kill9(&mut broker);
 }
+
+/// `/metrics` of a broker whose HTTP port (WebSocket listener) is `port`.
+async fn metric(port: &str, name: &str) -> u64 {
+    let mut http = TcpStream::connect(format!("127.0.0.1:{port}"))
+        .await
+        .expect("the HTTP port");
+    http.write_all(b"GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+        .await
+        .expect("request");
+    let mut body = String::new();
+    http.read_to_string(&mut body).await.expect("response");
+    body.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("no {name} in\n{body}"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_resumed_subscriber_that_keeps_up_has_its_messages_cancelled_not_written() {
+    let root = Root::new("resumed-cancel");
+    std::fs::write(
+        root.0.join("harperdb-config.yaml"),
+        "mqtt:\n  webSocket: true\n  network:\n    port: 127.0.0.1:0\n    securePort: null\nhttp:\n  port: 127.0.0.1:0\n",
+    )
+    .expect("config");
+    let started = common::start(
+        &root.0,
+        &[
+            ("HDB_ADMIN_USERNAME", "admin"),
+            ("HDB_ADMIN_PASSWORD", "secret"),
+        ],
+        Stdio::null(),
+    );
+    let addr: SocketAddr = format!("127.0.0.1:{}", started.port_of("TCP"))
+        .parse()
+        .expect("an address");
+    let http = started.port_of("WS");
+    let mut broker = started.child;
+    let lines = started.lines;
+    std::thread::spawn(move || for _ in lines {});
+
+    // A persistent session, resumed by a new connection: the store must still recognise the
+    // changes of one queue entry as the same entry's.
+    let (mut subscriber, _) = Client::connect(addr, "resumed-sub", true).await;
+    subscriber.subscribe("resumed/t", QoS::AtLeastOnce).await;
+    drop(subscriber);
+    let (mut subscriber, present) = Client::connect(addr, "resumed-sub", false).await;
+    assert!(present);
+    let cancelled = r#"mqtt_store_ops_total{result="cancelled"}"#;
+    let before = metric(&http, cancelled).await;
+
+    let count = 200u32;
+    let acker = tokio::spawn(async move {
+        let mut got = 0;
+        while got < count {
+            match subscriber.recv().await {
+                Some(Packet::Publish(p)) => {
+                    if let QosPid::AtLeastOnce(id) = p.qos {
+                        subscriber.send(&[Packet::PubAck(PubAck::new(id))]).await;
+                    }
+                    got += 1;
+                }
+                other => panic!("expected PUBLISH, got {other:?}"),
+            }
+        }
+    });
+    let (mut publisher, _) = Client::connect(addr, "resumed-pub", true).await;
+    for n in 1..=count {
+        let id = PacketId::new(u16::try_from(n).expect("small")).expect("id");
+        publisher
+            .send(&[publish("resumed/t", QosPid::AtLeastOnce(id), n, false)])
+            .await;
+    }
+    for _ in 1..=count {
+        match publisher.recv().await {
+            Some(Packet::PubAck(_)) => {}
+            other => panic!("expected PUBACK, got {other:?}"),
+        }
+    }
+    tokio::time::timeout(WAIT, acker)
+        .await
+        .expect("every message delivered")
+        .expect("the subscriber task");
+    // Acknowledgements that arrived before their batch was taken cancelled the message's
+    // changes. With the entry's changes named through different allocations of the client id
+    // (as a resumed session's were), none would.
+    let after = metric(&http, cancelled).await;
+    assert!(after > before, "nothing cancelled: {before} -> {after}");
+    kill9(&mut broker);
+}

@@ -21,8 +21,12 @@ use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
 pub(crate) struct Collecting {
     /// The ops to apply, in order; `None` where an `Enqueue` was cancelled.
     ops: Vec<Option<Op>>,
-    /// (client id, seq) -> index in `ops` of an Enqueue nothing has cancelled yet.
-    enqueued: FastMap<(Arc<str>, u64), usize>,
+    /// (client id, seq) -> index in `ops` of an Enqueue nothing has cancelled yet. The client
+    /// id is its allocation's address: comparing and hashing it costs nothing, and as the
+    /// Enqueue in `ops` holds the allocation, no other client id can have that address while
+    /// the key is here. Ops naming the client through another allocation of the same string
+    /// are not coalesced; they are applied in order, which is correct, only slower.
+    enqueued: FastMap<(usize, u64), usize>,
     /// The messages of the batch's `PutMessage`s, written when an entry first refers to them.
     messages: FastMap<u64, Arc<MessageRecord>>,
     /// Number of `PutMessage` ops.
@@ -48,7 +52,7 @@ impl Collecting {
                 ref client_id, seq, ..
             } => {
                 self.enqueued
-                    .insert((Arc::clone(client_id), seq), self.ops.len());
+                    .insert((address(client_id), seq), self.ops.len());
                 self.keep(op);
             }
             Op::UpdateEntry {
@@ -56,7 +60,7 @@ impl Collecting {
                 seq,
                 packet_id,
                 state,
-            } => match self.enqueued.get(&(Arc::clone(client_id), seq)) {
+            } => match self.enqueued.get(&(address(client_id), seq)) {
                 Some(&i) => {
                     if let Some(Op::Enqueue { entry, .. }) = &mut self.ops[i] {
                         entry.packet_id = packet_id;
@@ -67,7 +71,7 @@ impl Collecting {
                 None => self.keep(op),
             },
             Op::Dequeue { ref client_id, seq } => {
-                match self.enqueued.remove(&(Arc::clone(client_id), seq)) {
+                match self.enqueued.remove(&(address(client_id), seq)) {
                     Some(i) => {
                         self.ops[i] = None;
                         self.live -= 1;
@@ -78,7 +82,11 @@ impl Collecting {
             }
             Op::DeleteSession { ref client_id } => {
                 // Entries enqueued before it are deleted with the session.
-                self.enqueued.retain(|(c, _), _| **c != **client_id);
+                let ops = &self.ops;
+                self.enqueued.retain(|_, &mut i| match &ops[i] {
+                    Some(Op::Enqueue { client_id: c, .. }) => **c != **client_id,
+                    _ => true,
+                });
                 self.keep(op);
             }
             other => self.keep(other),
@@ -128,6 +136,11 @@ impl Collecting {
         self.live = 0;
         batch
     }
+}
+
+/// The address of a client id's allocation (see [`Collecting::enqueued`]).
+fn address(client_id: &Arc<str>) -> usize {
+    Arc::as_ptr(client_id).cast::<u8>() as usize
 }
 
 /// A coalesced batch, taken from [`Collecting`].

@@ -148,7 +148,11 @@ pub enum Op {
         client_id: String,
     },
     /// Adds an entry to a session's queue. `seq` orders the queue and is never reused for the
-    /// same client while an entry holds it. The message must come in a [`Op::PutMessage`] of the
+    /// same client while an entry holds it. The `UpdateEntry` and `Dequeue` of the entry are
+    /// coalesced with it (see the crate documentation) only when their `client_id` is a clone of
+    /// this one (the same allocation): give each session one `Arc<str>` and clone it. Ops naming
+    /// the client through another allocation are applied in order, which gives the same result
+    /// with more writes. The message must come in a [`Op::PutMessage`] of the
     /// same submit call unless an entry already refers to it.
     Enqueue {
         /// The session's client id.

@@ -68,11 +68,11 @@ async fn every_record_round_trips_through_reopen() {
         ops.push(enqueue("full", seq as u64, entry.clone()));
     }
     ops.push(Op::InboundAdd {
-        client_id: "full".into(),
+        client_id: client("full"),
         packet_id: pid(9),
     });
     ops.push(Op::InboundAdd {
-        client_id: "full".into(),
+        client_id: client("full"),
         packet_id: pid(1),
     });
     ops.push(Op::Retain {
@@ -137,11 +137,11 @@ async fn delete_session_removes_entries_inbound_and_unused_messages() {
             enqueue("gone", 2, entry(2)),
             enqueue("stays", 1, entry(2)),
             Op::InboundAdd {
-                client_id: "gone".into(),
+                client_id: client("gone"),
                 packet_id: pid(3),
             },
             Op::InboundAdd {
-                client_id: "stays".into(),
+                client_id: client("stays"),
                 packet_id: pid(4),
             },
         ],
@@ -212,7 +212,7 @@ async fn enqueue_then_dequeue_in_one_batch_writes_nothing() {
             put_message(3, plain_message("t", b"in flight")),
             enqueue("s", 2, entry(3)),
             Op::UpdateEntry {
-                client_id: "s".into(),
+                client_id: client("s"),
                 seq: 2,
                 packet_id: Some(pid(10)),
                 state: EntryState::AwaitingPubAck,
@@ -281,6 +281,51 @@ async fn a_batch_that_cancels_out_is_durable_without_a_commit() {
 }
 
 #[tokio::test]
+async fn ops_naming_a_client_through_another_allocation_apply_in_order() {
+    let dir = tempfile::tempdir().unwrap();
+    // The same client id, but not a clone of the Arc the entry was enqueued with: no coalescing,
+    // and the same outcome.
+    let other = |id: &str| -> Arc<str> { Arc::from(id) };
+    let stats = write(
+        dir.path(),
+        vec![
+            put_session(session("s")),
+            put_message(1, plain_message("t", b"acked")),
+            enqueue("s", 1, entry(1)),
+            Op::Dequeue {
+                client_id: other("s"),
+                seq: 1,
+            },
+            put_message(2, plain_message("t", b"in flight")),
+            enqueue("s", 2, entry(2)),
+            Op::UpdateEntry {
+                client_id: other("s"),
+                seq: 2,
+                packet_id: Some(pid(7)),
+                state: EntryState::AwaitingPubAck,
+            },
+        ],
+    )
+    .await;
+    // Everything written: the session, both messages (each was referred to), both entries, the
+    // removal and the update.
+    assert_eq!(
+        (stats.ops_written, stats.ops_cancelled),
+        (7, 0),
+        "{stats:?}"
+    );
+    assert_eq!(rows(dir.path(), "queue"), 1);
+    assert_eq!(rows(dir.path(), "messages"), 1);
+    let (_, recovered) = open(dir.path());
+    let (seq, e, m) = &recovered.sessions[0].queue[0];
+    assert_eq!(
+        (*seq, e.packet_id, e.state),
+        (2, Some(pid(7)), EntryState::AwaitingPubAck)
+    );
+    assert_eq!(&m.payload[..], b"in flight");
+}
+
+#[tokio::test]
 async fn update_and_dequeue_in_later_batches() {
     let dir = tempfile::tempdir().unwrap();
     let (store, _) = open(dir.path());
@@ -293,28 +338,28 @@ async fn update_and_dequeue_in_later_batches() {
     store.wait(t1).await;
     let t2 = store.submit(vec![
         Op::UpdateEntry {
-            client_id: "s".into(),
+            client_id: client("s"),
             seq: 1,
             packet_id: Some(pid(5)),
             state: EntryState::AwaitingPubRec,
         },
         // Ignored: no such entry.
         Op::UpdateEntry {
-            client_id: "s".into(),
+            client_id: client("s"),
             seq: 99,
             packet_id: None,
             state: EntryState::Queued,
         },
         dequeue("s", 2),
         Op::InboundAdd {
-            client_id: "s".into(),
+            client_id: client("s"),
             packet_id: pid(8),
         },
     ]);
     assert!(t2 > t1);
     store.wait(t2).await;
     let t3 = store.submit_one(Op::InboundRemove {
-        client_id: "s".into(),
+        client_id: client("s"),
         packet_id: pid(8),
     });
     store.wait(t3).await;
@@ -406,7 +451,7 @@ async fn expired_state_is_dropped_at_open() {
             put_message(2, fresh.clone()),
             enqueue("expired", 1, entry(2)),
             Op::InboundAdd {
-                client_id: "expired".into(),
+                client_id: client("expired"),
                 packet_id: pid(1),
             },
             enqueue("not-yet", 1, entry(1)),

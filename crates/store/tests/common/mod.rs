@@ -151,9 +151,24 @@ pub fn put_message(id: u64, m: MessageRecord) -> Op {
     }
 }
 
+/// One `Arc<str>` per client id, as the broker keeps one per session: the store coalesces the
+/// ops of a queue entry only when they share it.
+pub fn client(client_id: &str) -> Arc<str> {
+    thread_local! {
+        static CLIENTS: std::cell::RefCell<std::collections::HashMap<String, Arc<str>>> =
+            Default::default();
+    }
+    CLIENTS.with(|c| {
+        c.borrow_mut()
+            .entry(client_id.to_owned())
+            .or_insert_with(|| Arc::from(client_id))
+            .clone()
+    })
+}
+
 pub fn enqueue(client_id: &str, seq: u64, entry: QueueEntry) -> Op {
     Op::Enqueue {
-        client_id: client_id.into(),
+        client_id: client(client_id),
         seq,
         entry,
     }
@@ -161,7 +176,7 @@ pub fn enqueue(client_id: &str, seq: u64, entry: QueueEntry) -> Op {
 
 pub fn dequeue(client_id: &str, seq: u64) -> Op {
     Op::Dequeue {
-        client_id: client_id.into(),
+        client_id: client(client_id),
         seq,
     }
 }
