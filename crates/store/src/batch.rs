@@ -8,7 +8,7 @@ use tracing::{debug, error, warn};
 
 use crate::fast_hash::FastMap;
 use crate::format;
-use crate::record::{MessageRecord, Op};
+use crate::record::{EntryState, MessageRecord, Op};
 use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
 
 /// The batch being collected. Ops are coalesced as they arrive: an `Enqueue` and a later
@@ -37,6 +37,14 @@ pub(crate) struct Collecting {
     cancelled: u64,
     /// Ops in `ops` that are not cancelled.
     live: usize,
+    /// Live Enqueues in `enqueued` whose entry was sent to its client (state other than
+    /// `Queued`): each waits for an acknowledgement that will cancel it.
+    awaiting: usize,
+}
+
+/// Whether an entry in `state` was sent and waits for its client's acknowledgement.
+fn sent(state: EntryState) -> bool {
+    state != EntryState::Queued
 }
 
 impl Collecting {
@@ -49,10 +57,19 @@ impl Collecting {
                 self.messages.insert(id, message);
             }
             Op::Enqueue {
-                ref client_id, seq, ..
+                ref client_id,
+                seq,
+                ref entry,
             } => {
-                self.enqueued
+                self.awaiting += usize::from(sent(entry.state));
+                let replaced = self
+                    .enqueued
                     .insert((address(client_id), seq), self.ops.len());
+                if let Some(i) = replaced {
+                    // No longer reachable by its acknowledgement (a seq reused while live,
+                    // which the broker never does).
+                    self.awaiting -= usize::from(self.is_sent(i));
+                }
                 self.keep(op);
             }
             Op::UpdateEntry {
@@ -63,6 +80,8 @@ impl Collecting {
             } => match self.enqueued.get(&(address(client_id), seq)) {
                 Some(&i) => {
                     if let Some(Op::Enqueue { entry, .. }) = &mut self.ops[i] {
+                        self.awaiting -= usize::from(sent(entry.state));
+                        self.awaiting += usize::from(sent(state));
                         entry.packet_id = packet_id;
                         entry.state = state;
                     }
@@ -73,6 +92,7 @@ impl Collecting {
             Op::Dequeue { ref client_id, seq } => {
                 match self.enqueued.remove(&(address(client_id), seq)) {
                     Some(i) => {
+                        self.awaiting -= usize::from(self.is_sent(i));
                         self.ops[i] = None;
                         self.live -= 1;
                         self.cancelled += 2;
@@ -81,10 +101,18 @@ impl Collecting {
                 }
             }
             Op::DeleteSession { ref client_id } => {
-                // Entries enqueued before it are deleted with the session.
-                let ops = &self.ops;
+                // Entries enqueued before it are deleted with the session; no acknowledgement
+                // will cancel them now.
+                let (ops, awaiting) = (&self.ops, &mut self.awaiting);
                 self.enqueued.retain(|_, &mut i| match &ops[i] {
-                    Some(Op::Enqueue { client_id: c, .. }) => **c != **client_id,
+                    Some(Op::Enqueue {
+                        client_id: c,
+                        entry,
+                        ..
+                    }) if **c == **client_id => {
+                        *awaiting -= usize::from(sent(entry.state));
+                        false
+                    }
                     _ => true,
                 });
                 self.keep(op);
@@ -96,6 +124,17 @@ impl Collecting {
     fn keep(&mut self, op: Op) {
         self.ops.push(Some(op));
         self.live += 1;
+    }
+
+    /// Whether `ops[i]` is an Enqueue of an entry that was sent.
+    fn is_sent(&self, i: usize) -> bool {
+        matches!(&self.ops[i], Some(Op::Enqueue { entry, .. }) if sent(entry.state))
+    }
+
+    /// True when every op left to write is the Enqueue of an entry sent to a connected client,
+    /// each of which that client's acknowledgement will cancel.
+    pub(crate) fn only_awaiting_acks(&self) -> bool {
+        self.live == self.awaiting
     }
 
     /// Ops submitted since the batch began.
@@ -134,6 +173,7 @@ impl Collecting {
         self.submitted = 0;
         self.cancelled = 0;
         self.live = 0;
+        self.awaiting = 0;
         batch
     }
 }

@@ -262,11 +262,22 @@ impl Store {
     /// then waits for the grace and the sync, not for `max_delay`, while under load a batch
     /// still collects everything that arrives close together (acknowledgements arriving within
     /// the grace keep cancelling the changes they end). Cheap when nothing is pending.
+    ///
+    /// Not when every op left to write is the `Enqueue` of an entry already sent to its client
+    /// (its state, folded in from an `UpdateEntry`, is not `Queued`): the client's
+    /// acknowledgement will cancel it, and the batch then needs no commit at all, so it waits
+    /// for those acknowledgements, or for `max_delay` when they do not come.
     pub fn submitters_idle(&self) {
         let shared = &self.inner.shared;
         let mut pending = lock(&shared.pending);
         let count = pending.collecting.submitted();
         if count == 0 || pending.idle_mark.is_some_and(|(marked, _)| marked == count) {
+            return;
+        }
+        // Everything left to write is a message sent to a connected client, whose
+        // acknowledgement will cancel it: the batch waits for those (or for `max_delay`), which
+        // spares a commit and, under load, two wake-ups of the writer per batch.
+        if pending.collecting.only_awaiting_acks() {
             return;
         }
         let now = Instant::now();

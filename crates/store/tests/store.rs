@@ -281,6 +281,53 @@ async fn a_batch_that_cancels_out_is_durable_without_a_commit() {
 }
 
 #[tokio::test]
+async fn idle_submitters_wait_for_acknowledgements_of_sent_entries_but_not_for_queued_ones() {
+    let dir = tempfile::tempdir().unwrap();
+    let policy = Policy::Batch {
+        max_delay: Duration::from_secs(30),
+        max_size: 1_000_000,
+    };
+    let (store, _) = Store::open(dir.path(), policy).unwrap();
+    // An entry sent to its (connected) client: only its acknowledgement is left to come.
+    let sent = store.submit([
+        put_message(1, plain_message("t", b"sent")),
+        enqueue("online", 1, entry(1)),
+        Op::UpdateEntry {
+            client_id: client("online"),
+            seq: 1,
+            packet_id: Some(pid(1)),
+            state: EntryState::AwaitingPubAck,
+        },
+    ]);
+    store.submitters_idle();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        store.durable() < sent,
+        "committed instead of waiting for the acknowledgement"
+    );
+    store.submit_one(dequeue("online", 1));
+    assert!(
+        store.durable() >= sent,
+        "the acknowledgement cancelled the batch"
+    );
+    assert_eq!(store.stats().batches, 0);
+
+    // An entry still queued (its client is away): nothing will cancel it, so the idle rule
+    // commits it after the grace.
+    let queued = store.submit([
+        put_message(2, plain_message("t", b"queued")),
+        enqueue("offline", 1, entry(2)),
+    ]);
+    store.submitters_idle();
+    tokio::time::timeout(Duration::from_secs(10), store.wait(queued))
+        .await
+        .expect("committed once the submitters went idle");
+    assert_eq!(store.stats().batches, 1);
+    store.close();
+    assert_eq!(rows(dir.path(), "queue"), 1);
+}
+
+#[tokio::test]
 async fn ops_naming_a_client_through_another_allocation_apply_in_order() {
     let dir = tempfile::tempdir().unwrap();
     // The same client id, but not a clone of the Arc the entry was enqueued with: no coalescing,
