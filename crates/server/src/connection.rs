@@ -1194,6 +1194,8 @@ impl Connection {
                             seq,
                             packet_id: Some(rec.packet_id),
                             state: store::EntryState::AwaitingPubComp,
+                            // The PUBREL waits for this change.
+                            delivered: false,
                         }])
                     };
                     drop(state);
@@ -1590,6 +1592,9 @@ impl Connection {
                     seq: delivery.seq,
                     packet_id: Some(packet_id),
                     state: entry_state,
+                    // Written now, unless it waits for the store: its acknowledgement may
+                    // then cancel the entry before the batch commits.
+                    delivered: !gated && self.held.is_empty(),
                 }]);
                 if gated {
                     ticket = t;

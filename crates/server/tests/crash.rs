@@ -613,3 +613,79 @@ async fn a_resumed_subscriber_that_keeps_up_has_its_messages_cancelled_not_writt
     assert!(after > before, "nothing cancelled: {before} -> {after}");
     kill9(&mut broker);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn packets_that_wait_for_the_store_do_not_wait_for_the_batch_delay() {
+    let root = Root::new("gated");
+    std::fs::write(
+        root.0.join("harperdb-config.yaml"),
+        "mqtt:\n  webSocket: false\n  network:\n    securePort: null\n  storage:\n    durability: batch\n    batchMaxDelay: 20000\n",
+    )
+    .expect("config");
+    let (mut broker, addr) = start(&root.0);
+    let started = std::time::Instant::now();
+
+    // A connected persistent subscriber at QoS 2: each PUBLISH to it waits until its packet id
+    // is stored, so no acknowledgement can cancel the entry before the batch commits.
+    let (mut subscriber, _) = Client::connect(addr, "gated-sub", true).await;
+    subscriber.subscribe("gated/q2", QoS::ExactlyOnce).await;
+    let received = tokio::spawn(async move {
+        let (got, _) = drain(&mut subscriber).await;
+        got
+    });
+    // A clean publisher at QoS 2: the subscriber's entry is the only change to write.
+    let (mut publisher, _) = Client::connect_with_expiry(addr, "gated-pub", true, 0).await;
+    for n in 1..=3u16 {
+        let id = PacketId::new(n).expect("id");
+        publisher
+            .send(&[publish(
+                "gated/q2",
+                QosPid::ExactlyOnce(id),
+                u32::from(n),
+                false,
+            )])
+            .await;
+        match publisher.recv().await {
+            Some(Packet::PubRec(rec)) => assert_eq!(rec.packet_id, id),
+            other => panic!("expected PUBREC, got {other:?}"),
+        }
+        publisher.send(&[Packet::PubRel(PubRel::new(id))]).await;
+        match publisher.recv().await {
+            Some(Packet::PubComp(comp)) => assert_eq!(comp.packet_id, id),
+            other => panic!("expected PUBCOMP, got {other:?}"),
+        }
+    }
+    assert_eq!(received.await.expect("the subscriber task"), [1, 2, 3]);
+
+    // A persistent client subscribed to its own topic: its copy queues behind its PUBACK, which
+    // waits for the store.
+    let (mut own, _) = Client::connect(addr, "gated-self", true).await;
+    own.subscribe("gated/self", QoS::AtLeastOnce).await;
+    let id = PacketId::new(9).expect("id");
+    own.send(&[publish("gated/self", QosPid::AtLeastOnce(id), 9, false)])
+        .await;
+    let (mut acked, mut delivered) = (false, false);
+    while !(acked && delivered) {
+        match own.recv().await {
+            Some(Packet::PubAck(ack)) => {
+                assert_eq!(ack.packet_id, id);
+                acked = true;
+            }
+            Some(Packet::Publish(p)) => {
+                if let QosPid::AtLeastOnce(id) = p.qos {
+                    own.send(&[Packet::PubAck(PubAck::new(id))]).await;
+                }
+                delivered = true;
+            }
+            other => panic!("expected PUBACK and PUBLISH, got {other:?}"),
+        }
+    }
+    // Committed once the broker went idle, not after 20 s (the receives above would have
+    // timed out).
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        started.elapsed()
+    );
+    kill9(&mut broker);
+}

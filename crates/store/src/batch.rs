@@ -8,7 +8,7 @@ use tracing::{debug, error, warn};
 
 use crate::fast_hash::FastMap;
 use crate::format;
-use crate::record::{EntryState, MessageRecord, Op};
+use crate::record::{MessageRecord, Op};
 use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
 
 /// The batch being collected. Ops are coalesced as they arrive: an `Enqueue` and a later
@@ -21,12 +21,12 @@ use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
 pub(crate) struct Collecting {
     /// The ops to apply, in order; `None` where an `Enqueue` was cancelled.
     ops: Vec<Option<Op>>,
-    /// (client id, seq) -> index in `ops` of an Enqueue nothing has cancelled yet. The client
+    /// (client id, seq) -> the Enqueue nothing has cancelled yet. The client
     /// id is its allocation's address: comparing and hashing it costs nothing, and as the
     /// Enqueue in `ops` holds the allocation, no other client id can have that address while
     /// the key is here. Ops naming the client through another allocation of the same string
     /// are not coalesced; they are applied in order, which is correct, only slower.
-    enqueued: FastMap<(usize, u64), usize>,
+    enqueued: FastMap<(usize, u64), Slot>,
     /// The messages of the batch's `PutMessage`s, written when an entry first refers to them.
     messages: FastMap<u64, Arc<MessageRecord>>,
     /// Number of `PutMessage` ops.
@@ -37,14 +37,17 @@ pub(crate) struct Collecting {
     cancelled: u64,
     /// Ops in `ops` that are not cancelled.
     live: usize,
-    /// Live Enqueues in `enqueued` whose entry was sent to its client (state other than
-    /// `Queued`): each waits for an acknowledgement that will cancel it.
+    /// Slots of `enqueued` that are `awaiting`.
     awaiting: usize,
 }
 
-/// Whether an entry in `state` was sent and waits for its client's acknowledgement.
-fn sent(state: EntryState) -> bool {
-    state != EntryState::Queued
+/// An Enqueue in [`Collecting::ops`] that nothing has cancelled yet.
+#[derive(Clone, Copy)]
+struct Slot {
+    /// Its index in `ops`.
+    index: usize,
+    /// Its last update was `delivered`: an acknowledgement that cancels it may come.
+    awaiting: bool,
 }
 
 impl Collecting {
@@ -57,18 +60,17 @@ impl Collecting {
                 self.messages.insert(id, message);
             }
             Op::Enqueue {
-                ref client_id,
-                seq,
-                ref entry,
+                ref client_id, seq, ..
             } => {
-                self.awaiting += usize::from(sent(entry.state));
-                let replaced = self
-                    .enqueued
-                    .insert((address(client_id), seq), self.ops.len());
-                if let Some(i) = replaced {
+                let slot = Slot {
+                    index: self.ops.len(),
+                    awaiting: false,
+                };
+                let replaced = self.enqueued.insert((address(client_id), seq), slot);
+                if let Some(old) = replaced {
                     // No longer reachable by its acknowledgement (a seq reused while live,
                     // which the broker never does).
-                    self.awaiting -= usize::from(self.is_sent(i));
+                    self.awaiting -= usize::from(old.awaiting);
                 }
                 self.keep(op);
             }
@@ -77,11 +79,13 @@ impl Collecting {
                 seq,
                 packet_id,
                 state,
-            } => match self.enqueued.get(&(address(client_id), seq)) {
-                Some(&i) => {
-                    if let Some(Op::Enqueue { entry, .. }) = &mut self.ops[i] {
-                        self.awaiting -= usize::from(sent(entry.state));
-                        self.awaiting += usize::from(sent(state));
+                delivered,
+            } => match self.enqueued.get_mut(&(address(client_id), seq)) {
+                Some(slot) => {
+                    self.awaiting -= usize::from(slot.awaiting);
+                    self.awaiting += usize::from(delivered);
+                    slot.awaiting = delivered;
+                    if let Some(Op::Enqueue { entry, .. }) = &mut self.ops[slot.index] {
                         entry.packet_id = packet_id;
                         entry.state = state;
                     }
@@ -91,9 +95,9 @@ impl Collecting {
             },
             Op::Dequeue { ref client_id, seq } => {
                 match self.enqueued.remove(&(address(client_id), seq)) {
-                    Some(i) => {
-                        self.awaiting -= usize::from(self.is_sent(i));
-                        self.ops[i] = None;
+                    Some(slot) => {
+                        self.awaiting -= usize::from(slot.awaiting);
+                        self.ops[slot.index] = None;
                         self.live -= 1;
                         self.cancelled += 2;
                     }
@@ -104,13 +108,9 @@ impl Collecting {
                 // Entries enqueued before it are deleted with the session; no acknowledgement
                 // will cancel them now.
                 let (ops, awaiting) = (&self.ops, &mut self.awaiting);
-                self.enqueued.retain(|_, &mut i| match &ops[i] {
-                    Some(Op::Enqueue {
-                        client_id: c,
-                        entry,
-                        ..
-                    }) if **c == **client_id => {
-                        *awaiting -= usize::from(sent(entry.state));
+                self.enqueued.retain(|_, slot| match &ops[slot.index] {
+                    Some(Op::Enqueue { client_id: c, .. }) if **c == **client_id => {
+                        *awaiting -= usize::from(slot.awaiting);
                         false
                     }
                     _ => true,
@@ -126,13 +126,9 @@ impl Collecting {
         self.live += 1;
     }
 
-    /// Whether `ops[i]` is an Enqueue of an entry that was sent.
-    fn is_sent(&self, i: usize) -> bool {
-        matches!(&self.ops[i], Some(Op::Enqueue { entry, .. }) if sent(entry.state))
-    }
-
-    /// True when every op left to write is the Enqueue of an entry sent to a connected client,
-    /// each of which that client's acknowledgement will cancel.
+    /// True when every op left to write is the Enqueue of an entry delivered to its client
+    /// without waiting for the store (see `Op::UpdateEntry::delivered`), each of which the
+    /// client's acknowledgement will cancel.
     pub(crate) fn only_awaiting_acks(&self) -> bool {
         self.live == self.awaiting
     }
@@ -318,6 +314,7 @@ impl Apply<'_, '_> {
                 seq,
                 packet_id,
                 state,
+                ..
             } => {
                 let key = (&**client_id, *seq);
                 let current = self

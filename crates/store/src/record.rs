@@ -148,12 +148,13 @@ pub enum Op {
         client_id: String,
     },
     /// Adds an entry to a session's queue. `seq` orders the queue and is never reused for the
-    /// same client while an entry holds it. The `UpdateEntry` and `Dequeue` of the entry are
-    /// coalesced with it (see the crate documentation) only when their `client_id` is a clone of
-    /// this one (the same allocation): give each session one `Arc<str>` and clone it. Ops naming
-    /// the client through another allocation are applied in order, which gives the same result
-    /// with more writes. The message must come in a [`Op::PutMessage`] of the
-    /// same submit call unless an entry already refers to it.
+    /// same client while an entry holds it. The store matches the `UpdateEntry`s and the
+    /// `Dequeue` of the entry with it by the allocation of `client_id` (see the crate
+    /// documentation): name the client in every op of one entry through clones of one
+    /// `Arc<str>`, as the broker does with one per session. An op through another allocation is
+    /// not matched with the Enqueue; mixing the two for one entry may apply its updates out of
+    /// order. The message must come in a [`Op::PutMessage`] of the same submit call unless an
+    /// entry already refers to it.
     Enqueue {
         /// The session's client id.
         client_id: Arc<str>,
@@ -172,6 +173,14 @@ pub enum Op {
         packet_id: Option<PacketId>,
         /// The new state.
         state: EntryState,
+        /// The packet went to the client without waiting for this change to be durable, so its
+        /// acknowledgement may arrive (and cancel the entry) while the batch still collects;
+        /// a batch whose only changes to write are such entries waits for those
+        /// acknowledgements (up to `max_delay`) rather than committing as soon as the
+        /// submitters go idle. False when the packet waits for this change (a QoS 2 PUBLISH or
+        /// a PUBREL, whose state must be on disk first) or queues behind packets that wait:
+        /// nothing will cancel the entry before the batch commits.
+        delivered: bool,
     },
     /// Removes a queue entry (delivery finished or the message was dropped).
     Dequeue {

@@ -216,6 +216,7 @@ async fn enqueue_then_dequeue_in_one_batch_writes_nothing() {
                 seq: 2,
                 packet_id: Some(pid(10)),
                 state: EntryState::AwaitingPubAck,
+                delivered: false,
             },
         ],
     )
@@ -281,14 +282,14 @@ async fn a_batch_that_cancels_out_is_durable_without_a_commit() {
 }
 
 #[tokio::test]
-async fn idle_submitters_wait_for_acknowledgements_of_sent_entries_but_not_for_queued_ones() {
+async fn idle_submitters_wait_for_acknowledgements_of_delivered_entries_only() {
     let dir = tempfile::tempdir().unwrap();
     let policy = Policy::Batch {
         max_delay: Duration::from_secs(30),
         max_size: 1_000_000,
     };
     let (store, _) = Store::open(dir.path(), policy).unwrap();
-    // An entry sent to its (connected) client: only its acknowledgement is left to come.
+    // An entry delivered to its (connected) client: only its acknowledgement is left to come.
     let sent = store.submit([
         put_message(1, plain_message("t", b"sent")),
         enqueue("online", 1, entry(1)),
@@ -297,6 +298,7 @@ async fn idle_submitters_wait_for_acknowledgements_of_sent_entries_but_not_for_q
             seq: 1,
             packet_id: Some(pid(1)),
             state: EntryState::AwaitingPubAck,
+            delivered: true,
         },
     ]);
     store.submitters_idle();
@@ -323,8 +325,27 @@ async fn idle_submitters_wait_for_acknowledgements_of_sent_entries_but_not_for_q
         .await
         .expect("committed once the submitters went idle");
     assert_eq!(store.stats().batches, 1);
+
+    // An entry whose packet waits for this very change (a QoS 2 PUBLISH): its acknowledgement
+    // cannot come before the commit, so the idle rule commits it too.
+    let gated = store.submit([
+        put_message(3, plain_message("t", b"qos 2")),
+        enqueue("online", 2, entry(3)),
+        Op::UpdateEntry {
+            client_id: client("online"),
+            seq: 2,
+            packet_id: Some(pid(2)),
+            state: EntryState::AwaitingPubRec,
+            delivered: false,
+        },
+    ]);
+    store.submitters_idle();
+    tokio::time::timeout(Duration::from_secs(10), store.wait(gated))
+        .await
+        .expect("committed once the submitters went idle");
+    assert_eq!(store.stats().batches, 2);
     store.close();
-    assert_eq!(rows(dir.path(), "queue"), 1);
+    assert_eq!(rows(dir.path(), "queue"), 2);
 }
 
 #[tokio::test]
@@ -350,6 +371,7 @@ async fn ops_naming_a_client_through_another_allocation_apply_in_order() {
                 seq: 2,
                 packet_id: Some(pid(7)),
                 state: EntryState::AwaitingPubAck,
+                delivered: false,
             },
         ],
     )
@@ -389,6 +411,7 @@ async fn update_and_dequeue_in_later_batches() {
             seq: 1,
             packet_id: Some(pid(5)),
             state: EntryState::AwaitingPubRec,
+            delivered: false,
         },
         // Ignored: no such entry.
         Op::UpdateEntry {
@@ -396,6 +419,7 @@ async fn update_and_dequeue_in_later_batches() {
             seq: 99,
             packet_id: None,
             state: EntryState::Queued,
+            delivered: false,
         },
         dequeue("s", 2),
         Op::InboundAdd {
