@@ -24,6 +24,16 @@ fn open(dir: &std::path::Path) -> (Store, store::Recovered) {
     Store::open(dir, batch()).unwrap()
 }
 
+/// A `batch` store whose batches do not commit by delay or size within a test (30 s, a million
+/// ops): only cancelling out or idle submitters make them durable.
+fn open_without_commits_of_its_own(dir: &std::path::Path) -> Store {
+    let policy = Policy::Batch {
+        max_delay: Duration::from_secs(30),
+        max_size: 1_000_000,
+    };
+    Store::open(dir, policy).unwrap().0
+}
+
 /// Submits, waits until durable, and closes.
 async fn write(dir: &std::path::Path, ops: Vec<Op>) -> store::StoreStats {
     let (store, _) = open(dir);
@@ -239,11 +249,7 @@ async fn enqueue_then_dequeue_in_one_batch_writes_nothing() {
 async fn a_batch_that_cancels_out_is_durable_without_a_commit() {
     let dir = tempfile::tempdir().unwrap();
     // Nothing would commit for 30 s: only cancelling out makes a batch durable here.
-    let policy = Policy::Batch {
-        max_delay: Duration::from_secs(30),
-        max_size: 1_000_000,
-    };
-    let (store, _) = Store::open(dir.path(), policy).unwrap();
+    let store = open_without_commits_of_its_own(dir.path());
     let queued = store.submit([
         put_message(1, plain_message("t", b"m")),
         enqueue("s", 1, entry(1)),
@@ -284,11 +290,7 @@ async fn a_batch_that_cancels_out_is_durable_without_a_commit() {
 #[tokio::test]
 async fn idle_submitters_wait_for_acknowledgements_of_delivered_entries_only() {
     let dir = tempfile::tempdir().unwrap();
-    let policy = Policy::Batch {
-        max_delay: Duration::from_secs(30),
-        max_size: 1_000_000,
-    };
-    let (store, _) = Store::open(dir.path(), policy).unwrap();
+    let store = open_without_commits_of_its_own(dir.path());
     // An entry delivered to its (connected) client: only its acknowledgement is left to come.
     let sent = store.submit([
         put_message(1, plain_message("t", b"sent")),
