@@ -25,7 +25,7 @@ pub(crate) struct Collecting {
     /// id is its allocation's address: comparing and hashing it costs nothing, and as the
     /// Enqueue in `ops` holds the allocation, no other client id can have that address while
     /// the key is here. Ops naming the client through another allocation of the same string
-    /// are not coalesced; they are applied in order, which is correct, only slower.
+    /// are not matched with it (see `Op::Enqueue`).
     enqueued: FastMap<(usize, u64), Slot>,
     /// The messages of the batch's `PutMessage`s, written when an entry first refers to them.
     messages: FastMap<u64, Arc<MessageRecord>>,
@@ -148,29 +148,28 @@ impl Collecting {
     /// next batch likely holds as many ops: its buffers then do not grow op by op).
     pub(crate) fn take(&mut self) -> Batch {
         let (op_count, message_count) = (self.ops.len(), self.messages.len());
-        let ops = std::mem::replace(&mut self.ops, Vec::with_capacity(op_count));
-        let messages = std::mem::replace(
-            &mut self.messages,
-            FastMap::with_capacity_and_hasher(message_count, Default::default()),
-        );
         // Kept with its capacity (the batch does not need it), unless an unusually large batch
         // left it much bigger than the last batch needs.
-        self.enqueued.clear();
-        self.enqueued.shrink_to(op_count);
-        let batch = Batch {
-            ops,
-            messages,
-            puts: self.puts,
-            submitted: self.submitted,
-            cancelled: self.cancelled,
-            live: self.live,
-        };
-        self.puts = 0;
-        self.submitted = 0;
-        self.cancelled = 0;
-        self.live = 0;
-        self.awaiting = 0;
-        batch
+        let mut enqueued = std::mem::take(&mut self.enqueued);
+        enqueued.clear();
+        enqueued.shrink_to(op_count);
+        let taken = std::mem::replace(
+            self,
+            Collecting {
+                ops: Vec::with_capacity(op_count),
+                enqueued,
+                messages: FastMap::with_capacity_and_hasher(message_count, Default::default()),
+                ..Collecting::default()
+            },
+        );
+        Batch {
+            ops: taken.ops,
+            messages: taken.messages,
+            puts: taken.puts,
+            submitted: taken.submitted,
+            cancelled: taken.cancelled,
+            live: taken.live,
+        }
     }
 }
 

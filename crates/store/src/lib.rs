@@ -47,7 +47,8 @@
 //! followed by the `Dequeue` of the same entry cancels both (a subscriber acknowledged before
 //! the batch was taken), an `UpdateEntry` after the `Enqueue` of its entry is folded into it, and
 //! a `PutMessage` whose entries were all cancelled is never written.
-//! [`StoreStats::ops_cancelled`] counts them. A batch in which everything cancels out needs no
+//! [`StoreStats::ops_cancelled`] counts them. The ops of one entry are matched by the allocation
+//! of their `Arc<str>` client id, not its text (see [`Op::Enqueue`]). A batch in which everything cancels out needs no
 //! write: it becomes durable at once, without a write transaction or a sync, as soon as every
 //! earlier batch is ([`StoreStats::batches_unwritten`]). So a persistent session whose client
 //! keeps up costs no disk work, and the acknowledgement of a message it has already acknowledged

@@ -10,7 +10,7 @@ use std::time::{Instant, SystemTime};
 use tokio::sync::watch;
 
 use crate::backend::Control;
-use crate::batch::Collecting;
+use crate::batch::{Batch, Collecting};
 use crate::error::StoreError;
 use crate::record::{Op, Recovered};
 use crate::tables::{self, FILE_NAME};
@@ -70,6 +70,19 @@ pub(crate) struct Pending {
     pub(crate) writer: WriterState,
 }
 
+impl Pending {
+    /// Takes the collected ops as the batch of the current ticket, which it returns; later ops
+    /// form the next batch.
+    pub(crate) fn take_batch(&mut self) -> (Batch, u64) {
+        let batch = self.collecting.take();
+        let ticket = self.batch;
+        self.batch += 1;
+        self.since = None;
+        self.idle_mark = None;
+        (batch, ticket)
+    }
+}
+
 /// See [`Pending::writer`].
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum WriterState {
@@ -96,6 +109,19 @@ pub(crate) struct Shared {
 }
 
 impl Shared {
+    /// Publishes `ticket` without a transaction: its batch writes nothing (every change was
+    /// cancelled by a later one of the same batch, such as a message enqueued for a persistent
+    /// session and acknowledged by its subscriber before the batch was taken), so the file
+    /// already holds its outcome. The caller makes sure no earlier batch is still being written.
+    pub(crate) fn publish_unwritten(&self, batch: &Batch, ticket: u64) {
+        {
+            let mut stats = lock(&self.stats);
+            stats.batches_unwritten += 1;
+            stats.ops_cancelled += batch.len();
+        }
+        self.advance(ticket);
+    }
+
     /// Raises the durable ticket to `ticket` (never lowers it).
     pub(crate) fn advance(&self, ticket: u64) {
         self.durable.send_if_modified(|d| {
@@ -219,17 +245,9 @@ impl Store {
         }
         let live = pending.collecting.live();
         if live == 0 && pending.writer != WriterState::Busy {
-            let batch = pending.collecting.take();
-            pending.batch += 1;
-            pending.since = None;
-            pending.idle_mark = None;
+            let (batch, ticket) = pending.take_batch();
             drop(pending);
-            {
-                let mut stats = lock(&shared.stats);
-                stats.batches_unwritten += 1;
-                stats.ops_cancelled += batch.len();
-            }
-            shared.advance(ticket);
+            shared.publish_unwritten(&batch, ticket);
             // The cancelled ops are dropped here, after the acknowledgements are released.
             drop(batch);
             return Ticket(ticket);
@@ -263,10 +281,10 @@ impl Store {
     /// still collects everything that arrives close together (acknowledgements arriving within
     /// the grace keep cancelling the changes they end). Cheap when nothing is pending.
     ///
-    /// Not when every op left to write is the `Enqueue` of an entry already sent to its client
-    /// (its state, folded in from an `UpdateEntry`, is not `Queued`): the client's
-    /// acknowledgement will cancel it, and the batch then needs no commit at all, so it waits
-    /// for those acknowledgements, or for `max_delay` when they do not come.
+    /// Not when every op left to write is the `Enqueue` of an entry whose last `UpdateEntry`
+    /// said `delivered` (the packet went to its client without waiting for the store): the
+    /// client's acknowledgement will cancel it, and the batch then needs no commit at all, so it
+    /// waits for those acknowledgements, or for `max_delay` when they do not come.
     pub fn submitters_idle(&self) {
         let shared = &self.inner.shared;
         let mut pending = lock(&shared.pending);

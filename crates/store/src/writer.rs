@@ -55,7 +55,7 @@ impl Writer {
         }
         while let Some((batch, ticket, closing)) = self.next_batch() {
             if batch.writes_nothing() {
-                self.skip(&batch, ticket);
+                self.shared.publish_unwritten(&batch, ticket);
             } else if !self.commit(&batch, ticket, closing) {
                 break;
             }
@@ -123,11 +123,7 @@ impl Writer {
             };
             pending = match due {
                 Some(due) if due <= now => {
-                    let batch = pending.collecting.take();
-                    let ticket = pending.batch;
-                    pending.batch += 1;
-                    pending.since = None;
-                    pending.idle_mark = None;
+                    let (batch, ticket) = pending.take_batch();
                     return Some((batch, ticket, pending.closing));
                 }
                 Some(due) => shared
@@ -141,19 +137,6 @@ impl Writer {
             };
             pending.writer = WriterState::Busy;
         }
-    }
-
-    /// Publishes `ticket` without a transaction: its batch writes nothing (every change was
-    /// cancelled by a later one of the same batch, such as a message enqueued for a persistent
-    /// session and acknowledged by its subscriber before the batch was taken), so the file
-    /// already holds its outcome. Earlier batches are durable: the writer commits in order.
-    fn skip(&mut self, batch: &Batch, ticket: u64) {
-        {
-            let mut stats = lock(&self.shared.stats);
-            stats.batches_unwritten += 1;
-            stats.ops_cancelled += batch.len();
-        }
-        self.shared.advance(ticket);
     }
 
     /// Commits `batch` as `ticket`, retrying until it succeeds, then publishes the ticket. When

@@ -221,13 +221,7 @@ async fn enqueue_then_dequeue_in_one_batch_writes_nothing() {
             // Enqueued, then sent: the update folds into the entry.
             put_message(3, plain_message("t", b"in flight")),
             enqueue("s", 2, entry(3)),
-            Op::UpdateEntry {
-                client_id: client("s"),
-                seq: 2,
-                packet_id: Some(pid(10)),
-                state: EntryState::AwaitingPubAck,
-                delivered: false,
-            },
+            update("s", 2, Some(pid(10)), EntryState::AwaitingPubAck, false),
         ],
     )
     .await;
@@ -295,13 +289,7 @@ async fn idle_submitters_wait_for_acknowledgements_of_delivered_entries_only() {
     let sent = store.submit([
         put_message(1, plain_message("t", b"sent")),
         enqueue("online", 1, entry(1)),
-        Op::UpdateEntry {
-            client_id: client("online"),
-            seq: 1,
-            packet_id: Some(pid(1)),
-            state: EntryState::AwaitingPubAck,
-            delivered: true,
-        },
+        update("online", 1, Some(pid(1)), EntryState::AwaitingPubAck, true),
     ]);
     store.submitters_idle();
     tokio::time::sleep(Duration::from_millis(300)).await;
@@ -333,13 +321,7 @@ async fn idle_submitters_wait_for_acknowledgements_of_delivered_entries_only() {
     let gated = store.submit([
         put_message(3, plain_message("t", b"qos 2")),
         enqueue("online", 2, entry(3)),
-        Op::UpdateEntry {
-            client_id: client("online"),
-            seq: 2,
-            packet_id: Some(pid(2)),
-            state: EntryState::AwaitingPubRec,
-            delivered: false,
-        },
+        update("online", 2, Some(pid(2)), EntryState::AwaitingPubRec, false),
     ]);
     store.submitters_idle();
     tokio::time::timeout(Duration::from_secs(10), store.wait(gated))
@@ -408,21 +390,9 @@ async fn update_and_dequeue_in_later_batches() {
     ]);
     store.wait(t1).await;
     let t2 = store.submit(vec![
-        Op::UpdateEntry {
-            client_id: client("s"),
-            seq: 1,
-            packet_id: Some(pid(5)),
-            state: EntryState::AwaitingPubRec,
-            delivered: false,
-        },
+        update("s", 1, Some(pid(5)), EntryState::AwaitingPubRec, false),
         // Ignored: no such entry.
-        Op::UpdateEntry {
-            client_id: client("s"),
-            seq: 99,
-            packet_id: None,
-            state: EntryState::Queued,
-            delivered: false,
-        },
+        update("s", 99, None, EntryState::Queued, false),
         dequeue("s", 2),
         Op::InboundAdd {
             client_id: client("s"),

@@ -174,6 +174,22 @@ pub fn enqueue(client_id: &str, seq: u64, entry: QueueEntry) -> Op {
     }
 }
 
+pub fn update(
+    client_id: &str,
+    seq: u64,
+    packet_id: Option<PacketId>,
+    state: EntryState,
+    delivered: bool,
+) -> Op {
+    Op::UpdateEntry {
+        client_id: client(client_id),
+        seq,
+        packet_id,
+        state,
+        delivered,
+    }
+}
+
 pub fn dequeue(client_id: &str, seq: u64) -> Op {
     Op::Dequeue {
         client_id: client(client_id),
