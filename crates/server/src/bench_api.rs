@@ -61,16 +61,12 @@ impl RetainedBench {
             let Ok(name) = TopicName::try_from(topic) else {
                 continue;
             };
-            let message = Arc::new(Message {
-                topic: name.clone(),
-                payload: bytes::Bytes::from_static(b"retained"),
-                qos: QoS::AtMostOnce,
-                retain: true,
-                properties: Default::default(),
-                expires_at: None,
-                origin: 0,
-                stored: std::sync::OnceLock::new(),
-            });
+            let message = Arc::new(Message::new(
+                name.clone(),
+                bytes::Bytes::from_static(b"retained"),
+                QoS::AtMostOnce,
+                true,
+            ));
             store.set(&name, Some(message));
         }
         Self { store }

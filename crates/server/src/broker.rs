@@ -1,19 +1,27 @@
-//! State shared by every connection: the session registry, the subscription index, retained
-//! messages and counters; and routing of a published message to the sessions that want it.
+//! [`Shared`]: the state every connection shares (the session registry, the subscription index,
+//! retained messages, the store, counters), and routing of a published message to the sessions
+//! that want it.
+//!
+//! Lock order: the registry (`sessions`), then the index, then a session; a retained change
+//! holds `retain_order` alone. Nothing is locked while waiting.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, RwLock};
-use std::time::Instant;
+use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
+use std::time::{Duration, Instant};
 
 use auth::{AccessControl, Identity};
 use codec::QoS;
 
+use crate::client_auth::ClientAuth;
+use crate::failed_logins::FailedLogins;
 use crate::index::{Subscriber, SubscriptionIndex};
 use crate::message::{Delivery, Message};
 use crate::options::BrokerOptions;
+use crate::persist::Persist;
+use crate::rate::ConnectionRate;
 use crate::retained::{MemoryRetained, RetainedStore};
-use crate::session::{Enqueued, Session};
+use crate::session::{Enqueued, Session, Subscription};
 
 /// Counters behind `$SYS` and metrics.
 #[derive(Debug, Default)]
@@ -33,71 +41,28 @@ pub(crate) struct Stats {
     pub connections_rate_limited: AtomicU64,
 }
 
-/// Recent authentication failures per remote address, to slow down password guessing.
-#[derive(Debug, Default)]
-pub(crate) struct FailedLogins {
-    by_ip: Mutex<HashMap<std::net::IpAddr, (u32, Instant)>>,
-}
-
-impl FailedLogins {
-    /// Addresses remembered at most; past it the oldest half is forgotten.
-    const CAPACITY: usize = 10_000;
-    /// A failure older than this no longer counts.
-    const MEMORY: std::time::Duration = std::time::Duration::from_secs(300);
-
-    /// Records a failure and returns how long to wait before answering it: nothing for the
-    /// first two, then doubling from 250 ms up to 8 s.
-    pub fn failed(&self, ip: std::net::IpAddr) -> std::time::Duration {
-        let mut map = self.by_ip.lock().unwrap_or_else(|p| p.into_inner());
-        let now = Instant::now();
-        if map.len() >= Self::CAPACITY {
-            let mut ages: Vec<Instant> = map.values().map(|(_, t)| *t).collect();
-            ages.sort();
-            let cutoff = ages[ages.len() / 2];
-            map.retain(|_, (_, t)| *t > cutoff);
-        }
-        let entry = map.entry(ip).or_insert((0, now));
-        if now.duration_since(entry.1) > Self::MEMORY {
-            entry.0 = 0;
-        }
-        entry.0 = entry.0.saturating_add(1);
-        entry.1 = now;
-        match entry.0 {
-            0..=2 => std::time::Duration::ZERO,
-            n => std::time::Duration::from_millis(250u64 << (n - 3).min(5)),
-        }
-    }
-
-    /// Forgets an address after a successful login.
-    pub fn succeeded(&self, ip: std::net::IpAddr) {
-        self.by_ip
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .remove(&ip);
-    }
-}
+/// How often keep-alive deadlines are checked (see `keep_alive`).
+const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// The broker's shared state.
 pub(crate) struct Shared {
-    pub options: BrokerOptions,
-    pub access: Arc<dyn AccessControl>,
-    pub sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
-    pub index: RwLock<SubscriptionIndex>,
-    pub retained: Box<dyn RetainedStore>,
-    pub stats: Stats,
-    pub failed_logins: FailedLogins,
-    pub connection_rate: Option<crate::rate::ConnectionRate>,
+    options: BrokerOptions,
+    access: Arc<dyn AccessControl>,
+    sessions: Mutex<HashMap<Arc<str>, Arc<Session>>>,
+    index: RwLock<SubscriptionIndex>,
+    retained: MemoryRetained,
+    stats: Stats,
+    failed_logins: FailedLogins,
+    connection_rate: Option<ConnectionRate>,
     /// Client certificates (`mqtt.network.mtls`), when on.
-    pub client_auth: Option<Arc<crate::client_auth::ClientAuth>>,
-    /// The durable store, when on.
-    pub persist: Option<crate::persist::Persist>,
+    client_auth: Option<Arc<ClientAuth>>,
+    /// The durable store (does nothing when off).
+    persist: Persist,
     /// Held while a retained message is written to the store and to memory.
-    pub retain_order: Mutex<()>,
-    /// Recovered offline sessions whose expiry and owed wills start running when serving does.
-    pub offline: Mutex<Vec<crate::persist::Offline>>,
-    pub started: Instant,
-    /// Started on the first connection (see `keep_alive::ensure_sweeper`).
-    pub keep_alive_sweeper: std::sync::Once,
+    retain_order: Mutex<()>,
+    started: Instant,
+    /// Started on the first connection (see [`Shared::ensure_keep_alive_sweeper`]).
+    keep_alive_sweeper: std::sync::Once,
 }
 
 impl std::fmt::Debug for Shared {
@@ -112,27 +77,63 @@ impl Shared {
     pub fn new(
         options: BrokerOptions,
         access: Arc<dyn AccessControl>,
-        client_auth: Option<Arc<crate::client_auth::ClientAuth>>,
+        client_auth: Option<Arc<ClientAuth>>,
+        persist: Persist,
     ) -> Self {
-        let connection_rate = options
-            .connection_rate_per_ip
-            .map(crate::rate::ConnectionRate::new);
+        let connection_rate = options.connection_rate_per_ip.map(ConnectionRate::new);
         Self {
             options,
             access,
             sessions: Mutex::new(HashMap::new()),
             index: RwLock::new(SubscriptionIndex::default()),
-            retained: Box::new(MemoryRetained::default()),
+            retained: MemoryRetained::default(),
             stats: Stats::default(),
             failed_logins: FailedLogins::default(),
             connection_rate,
             client_auth,
-            persist: None,
-            offline: Mutex::new(Vec::new()),
+            persist,
             retain_order: Mutex::new(()),
             started: Instant::now(),
             keep_alive_sweeper: std::sync::Once::new(),
         }
+    }
+
+    pub fn options(&self) -> &BrokerOptions {
+        &self.options
+    }
+
+    pub fn access(&self) -> &Arc<dyn AccessControl> {
+        &self.access
+    }
+
+    pub fn stats(&self) -> &Stats {
+        &self.stats
+    }
+
+    pub fn failed_logins(&self) -> &FailedLogins {
+        &self.failed_logins
+    }
+
+    /// The per-address connection rate limit, when on.
+    pub fn connection_rate(&self) -> Option<&ConnectionRate> {
+        self.connection_rate.as_ref()
+    }
+
+    pub fn client_auth(&self) -> Option<&Arc<ClientAuth>> {
+        self.client_auth.as_ref()
+    }
+
+    pub fn persist(&self) -> &Persist {
+        &self.persist
+    }
+
+    pub fn retained(&self) -> &dyn RetainedStore {
+        &self.retained
+    }
+
+    /// How long the broker has been up.
+    pub fn uptime(&self) -> Duration {
+        self.started.elapsed()
     }
 
     /// Milliseconds since the broker started: the clock of keep-alive deadlines.
@@ -140,16 +141,64 @@ impl Shared {
         u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX - 1)
     }
 
-    pub fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
+    /// The session registry, by client id.
+    pub fn sessions(&self) -> MutexGuard<'_, HashMap<Arc<str>, Arc<Session>>> {
         self.sessions.lock().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn index_read(&self) -> std::sync::RwLockReadGuard<'_, SubscriptionIndex> {
+    /// Every session, for a walk that locks each (the registry is not held meanwhile).
+    pub fn all_sessions(&self) -> Vec<Arc<Session>> {
+        self.sessions().values().cloned().collect()
+    }
+
+    pub fn index_read(&self) -> RwLockReadGuard<'_, SubscriptionIndex> {
         self.index.read().unwrap_or_else(|p| p.into_inner())
     }
 
-    pub fn index_write(&self) -> std::sync::RwLockWriteGuard<'_, SubscriptionIndex> {
+    fn index_write(&self) -> RwLockWriteGuard<'_, SubscriptionIndex> {
         self.index.write().unwrap_or_else(|p| p.into_inner())
+    }
+
+    /// Puts `subscriptions` of `session` into the index, reading with `identity` (a new
+    /// subscription, a resumed session under its new connection's identity, a recovered one).
+    pub fn index_subscriptions<'a>(
+        &self,
+        session: &Arc<Session>,
+        subscriptions: impl IntoIterator<Item = &'a Subscription>,
+        identity: &Arc<Identity>,
+    ) {
+        let mut index = self.index_write();
+        for s in subscriptions {
+            index.insert(&s.filter, Subscriber::new(session, s, identity));
+        }
+    }
+
+    /// Removes `session`'s subscriptions to `filters` from the index.
+    pub fn unindex<'a>(
+        &self,
+        session: &Session,
+        filters: impl IntoIterator<Item = &'a codec::TopicFilter>,
+    ) {
+        let mut index = self.index_write();
+        for filter in filters {
+            index.remove(filter, session.id);
+        }
+    }
+
+    /// Removes every subscription of a session that ends, from the session and the index.
+    /// Takes no session lock while holding the index lock.
+    pub fn unindex_session(&self, session: &Session) {
+        let subscriptions = session.lock().take_subscriptions();
+        self.unindex(session, subscriptions.iter().map(|s| &s.filter));
+    }
+
+    /// Starts the keep-alive sweeper once: twice a second it marks every passed deadline due and
+    /// wakes its connection, which judges (see `keep_alive`). It ends when the broker is
+    /// dropped.
+    pub fn ensure_keep_alive_sweeper(self: &Arc<Self>) {
+        self.keep_alive_sweeper.call_once(|| {
+            tokio::spawn(sweep_keep_alive(Arc::downgrade(self)));
+        });
     }
 
     /// Stores or clears the retained message of the message's topic, when it is retained.
@@ -170,16 +219,21 @@ impl Shared {
             .retain_order
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let ticket = self.persist.as_ref().filter(|_| durable).map_or(0, |p| {
-            p.submit([store::Op::Retain {
-                topic: message.topic.clone(),
-                message: stored
-                    .as_ref()
-                    .map(|m| Arc::new(crate::persist::record_of(m))),
-            }])
-        });
+        let ticket = if durable {
+            self.persist.retained_set(&message.topic, stored.as_deref())
+        } else {
+            0
+        };
         self.retained.set(&message.topic, stored);
         ticket
+    }
+
+    /// Stores (if retained) and routes a message; see [`Shared::route`].
+    pub fn publish(&self, message: &Arc<Message>) -> Routed {
+        let retained = self.retain(message);
+        let mut routed = self.route(message);
+        routed.ticket = routed.ticket.max(retained);
+        routed
     }
 
     /// Delivers a message to every matching session: one copy per session at the highest
@@ -217,14 +271,12 @@ impl Shared {
                 j += 1;
             }
             i = j;
-            let delivery = Delivery {
-                message: message.clone(),
-                qos: qos.min(message.qos),
-                retain: first.options.retain_as_published && message.retain,
-                subscription_ids: ids,
-                seq: 0,
-                redelivery: false,
-            };
+            let delivery = Delivery::new(
+                message.clone(),
+                qos.min(message.qos),
+                first.options.retain_as_published && message.retain,
+                ids,
+            );
             let (queued, t) = self.deliver(&first.session, delivery);
             let congested = match queued {
                 Enqueued::Queued { congested } => {
@@ -245,32 +297,17 @@ impl Shared {
     /// Queues one delivery for a session. QoS 0 messages are not queued for sessions whose
     /// client is offline. Returns what happened and the ticket of what that stored.
     pub fn deliver(&self, session: &Session, delivery: Delivery) -> (Enqueued, u64) {
-        let (queued, ticket) = session.enqueue(
-            delivery,
-            self.options.max_queued_messages,
-            self.persist.as_ref(),
-        );
+        let (queued, ticket) =
+            session.enqueue(delivery, self.options.max_queued_messages, &self.persist);
         if queued == Enqueued::Dropped {
             self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
         }
         (queued, ticket)
     }
 
-    /// Submits `ops` to the durable store; the ticket to wait for, 0 without a store.
-    pub fn submit<const N: usize>(&self, ops: [store::Op; N]) -> u64 {
-        self.persist.as_ref().map_or(0, |p| p.submit(ops))
-    }
-
-    /// [`Shared::submit`] for a list of changes.
-    pub fn submit_all(&self, ops: Vec<store::Op>) -> u64 {
-        self.persist.as_ref().map_or(0, |p| p.submit_all(ops))
-    }
-
     /// The highest durable ticket (`u64::MAX` without a store: everything is).
     pub fn durable(&self) -> u64 {
-        self.persist
-            .as_ref()
-            .map_or(u64::MAX, |p| p.store.durable())
+        self.persist.durable()
     }
 
     fn may_read(&self, identity: &Identity, client_id: &str, topic: &str) -> bool {
@@ -289,25 +326,20 @@ pub(crate) struct Routed {
     pub congested: Option<Arc<Session>>,
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn repeated_failures_from_one_address_are_slowed_down() {
-        let logins = FailedLogins::default();
-        let ip = std::net::IpAddr::from([10, 0, 0, 1]);
-        let delays: Vec<u64> = (0..10)
-            .map(|_| logins.failed(ip).as_millis() as u64)
-            .collect();
-        assert_eq!(delays, [0, 0, 250, 500, 1000, 2000, 4000, 8000, 8000, 8000]);
-        assert_eq!(
-            logins
-                .failed(std::net::IpAddr::from([10, 0, 0, 2]))
-                .as_millis(),
-            0
-        );
-        logins.succeeded(ip);
-        assert_eq!(logins.failed(ip).as_millis(), 0);
+/// The keep-alive sweeper's loop (see [`Shared::ensure_keep_alive_sweeper`]).
+async fn sweep_keep_alive(shared: Weak<Shared>) {
+    let mut ticks = tokio::time::interval(SWEEP_EVERY);
+    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticks.tick().await;
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let now = shared.clock_ms();
+        for session in shared.sessions().values() {
+            if session.keep_alive.mark_if_passed(now) {
+                session.wake.nudge();
+            }
+        }
     }
 }

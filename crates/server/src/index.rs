@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use auth::Identity;
 use codec::{SubscriptionId, SubscriptionOptions, TopicFilter};
 
-use crate::session::Session;
+use crate::session::{Session, Subscription};
 
 /// One subscriber of one filter.
 #[derive(Debug, Clone)]
@@ -19,6 +19,18 @@ pub(crate) struct Subscriber {
     pub id: Option<SubscriptionId>,
     /// Who subscribed, for the read check on every delivery.
     pub identity: Arc<Identity>,
+}
+
+impl Subscriber {
+    /// `session`'s subscription `s`, reading with `identity`.
+    pub fn new(session: &Arc<Session>, s: &Subscription, identity: &Arc<Identity>) -> Self {
+        Self {
+            session: session.clone(),
+            options: s.options,
+            id: s.id,
+            identity: identity.clone(),
+        }
+    }
 }
 
 /// The members of one shared subscription `$share/{group}/{filter}`; each message goes to one.

@@ -1,7 +1,7 @@
 //! Keep alive (§3.1.2.10): a client silent for one and a half times its keep-alive interval is
 //! disconnected.
 //!
-//! One sweeper per broker checks every session's deadline twice a second, instead of a timer in
+//! One sweeper per broker (`Shared::ensure_keep_alive_sweeper`) checks every session's deadline twice a second, instead of a timer in
 //! each connection: a tokio `Sleep` costs an idle connection 112 bytes (plus its allocation), a
 //! [`Deadline`] in the session 16. The sweeper does not close anything itself: it marks the
 //! deadline due and wakes the connection, which first reads whatever its client sent and only
@@ -10,13 +10,6 @@
 //! interval after its deadline.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Weak};
-use std::time::Duration;
-
-use crate::broker::Shared;
-
-/// How often deadlines are checked.
-const SWEEP_EVERY: Duration = Duration::from_millis(500);
 
 /// Bits of the deadline word that hold the time; the 16 above them hold the owner's generation.
 const TIME_BITS: u32 = 48;
@@ -91,33 +84,9 @@ impl Deadline {
     }
 
     /// For the sweeper: marks the deadline due if it has passed; true when the mark is new.
-    fn mark_if_passed(&self, now_ms: u64) -> bool {
+    pub fn mark_if_passed(&self, now_ms: u64) -> bool {
         let at = self.word.load(Ordering::Acquire) & TIME_MASK;
         at != NOT_WATCHED && at <= now_ms && !self.due.swap(true, Ordering::AcqRel)
-    }
-}
-
-/// Starts the broker's sweeper once; it ends when the broker is dropped.
-pub(crate) fn ensure_sweeper(shared: &Arc<Shared>) {
-    shared.keep_alive_sweeper.call_once(|| {
-        tokio::spawn(sweep(Arc::downgrade(shared)));
-    });
-}
-
-async fn sweep(shared: Weak<Shared>) {
-    let mut ticks = tokio::time::interval(SWEEP_EVERY);
-    ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    loop {
-        ticks.tick().await;
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let now = shared.clock_ms();
-        for session in shared.sessions().values() {
-            if session.keep_alive.mark_if_passed(now) {
-                session.wake.nudge();
-            }
-        }
     }
 }
 

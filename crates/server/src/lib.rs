@@ -17,8 +17,10 @@ pub mod bench_api;
 mod broker;
 mod client_auth;
 mod connection;
+mod failed_logins;
 mod index;
 mod keep_alive;
+mod lifecycle;
 mod message;
 mod metrics;
 mod options;
@@ -47,6 +49,8 @@ pub use persist::Storage;
 #[derive(Debug, Clone)]
 pub struct Broker {
     shared: Arc<broker::Shared>,
+    /// Sessions recovered from the store, whose clocks start when serving does.
+    offline: Arc<std::sync::Mutex<Vec<lifecycle::Offline>>>,
     shutdown_tx: Arc<watch::Sender<bool>>,
     connections: Arc<metrics::Connections>,
     serving: Arc<std::sync::atomic::AtomicBool>,
@@ -90,7 +94,7 @@ impl Broker {
     where
         S: AsyncRead + AsyncWrite + Unpin + Send,
     {
-        let deadline = tokio::time::Instant::now() + self.shared.options.connect_timeout;
+        let deadline = tokio::time::Instant::now() + self.shared.options().connect_timeout;
         self.serve_connection_until(stream, peer, Vec::new(), deadline)
             .await;
     }
@@ -125,16 +129,13 @@ impl Broker {
     /// accepts, for example after a users file reload removed or deactivated its user. Returns
     /// how many were told to go.
     pub fn enforce_access(&self) -> usize {
-        let sessions: Vec<_> = self.shared.sessions().values().cloned().collect();
         let mut evicted = 0;
-        for session in sessions {
+        for session in self.shared.all_sessions() {
             let mut state = session.lock();
             let revoked = state
-                .identity
-                .as_ref()
-                .is_some_and(|identity| !self.shared.access.is_identity_valid(identity));
-            if revoked && let Some(tx) = state.evict.take() {
-                let _ = tx.send(session::Eviction::AccessRevoked);
+                .identity()
+                .is_some_and(|identity| !self.shared.access().is_identity_valid(identity));
+            if revoked && state.evict(session::Eviction::AccessRevoked) {
                 evicted += 1;
             }
         }
@@ -145,7 +146,7 @@ impl Broker {
     /// client the server is going away (v5 DISCONNECT 0x8B) and waits for their connections
     /// to close, at most `BrokerOptions::shutdown_grace`.
     pub async fn run(&self, listeners: Vec<TcpListener>, shutdown: impl Future<Output = ()>) {
-        let timeout = self.shared.options.connect_timeout;
+        let timeout = self.shared.options().connect_timeout;
         let listeners = listeners
             .into_iter()
             .map(|tcp| transport::Listener::new(tcp, transport::Protocol::Tcp, timeout))
@@ -186,15 +187,14 @@ impl Broker {
         drop(conn_tx);
         let offline: Vec<_> = std::mem::take(
             &mut *self
-                .shared
                 .offline
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner),
         );
         for session in offline {
-            tokio::spawn(connection::run_offline(self.shared.clone(), session));
+            tokio::spawn(lifecycle::run_offline(self.shared.clone(), session));
         }
-        let sys = self.shared.options.sys_interval.map(|every| {
+        let sys = self.shared.options().sys_interval.map(|every| {
             let shared = self.shared.clone();
             tokio::spawn(async move {
                 let mut tick = tokio::time::interval(every);
@@ -210,12 +210,12 @@ impl Broker {
                 _ = &mut shutdown => break,
                 accepted = conn_rx.recv() => {
                     let Some(accepted) = accepted else { break };
-                    if let Some(limit) = &self.shared.connection_rate
+                    if let Some(limit) = self.shared.connection_rate()
                         && !limit.allow(accepted.remote().ip(), std::time::Instant::now())
                     {
                         // Closed before any handshake; debug, so a flood cannot flood the log.
                         debug!(peer = %accepted.remote(), "connection rate per address exceeded; closed");
-                        self.shared.stats.connections_rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        self.shared.stats().connections_rate_limited.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                         continue;
                     }
                     connections.spawn(self.connection_task(accepted));
@@ -236,12 +236,10 @@ impl Broker {
         // Connections wait on their session's eviction channel, not on `shutdown_tx` (which
         // would cost every idle connection a stored future); one attaching after this loop sees
         // the flag at the end of `connection::setup`.
-        for session in self.shared.sessions().values() {
-            if let Some(tx) = session.lock().evict.take() {
-                let _ = tx.send(session::Eviction::Shutdown);
-            }
+        for session in self.shared.all_sessions() {
+            session.lock().evict(session::Eviction::Shutdown);
         }
-        let grace = self.shared.options.shutdown_grace;
+        let grace = self.shared.options().shutdown_grace;
         let drained = tokio::time::timeout(grace, async {
             while connections.join_next().await.is_some() {}
         })
@@ -253,10 +251,10 @@ impl Broker {
             );
             connections.abort_all();
         }
-        if let Some(persist) = &self.shared.persist {
+        if self.shared.persist().is_on() {
             // Everything submitted so far reaches the disk before the process ends.
-            let store = persist.store.clone();
-            let _ = tokio::task::spawn_blocking(move || store.close()).await;
+            let persist = self.shared.persist().clone();
+            let _ = tokio::task::spawn_blocking(move || persist.close()).await;
         }
         debug!("shutdown complete");
     }
@@ -290,7 +288,7 @@ impl Broker {
         let remote = accepted.remote();
         let kind = accepted.kind();
         // One budget from accept to CONNECT, handshakes included.
-        let deadline = tokio::time::Instant::now() + self.shared.options.connect_timeout;
+        let deadline = tokio::time::Instant::now() + self.shared.options().connect_timeout;
         let mut shutdown = self.shutdown_tx.subscribe();
         let handshake = tokio::select! {
             handshake = accepted.handshake() => handshake,
@@ -373,14 +371,15 @@ impl BrokerBuilder {
     /// The broker.
     pub fn build(self) -> Broker {
         let (shutdown_tx, _) = watch::channel(false);
-        let mut shared = broker::Shared::new(self.options, self.access, self.client_auth);
-        if let Some((store, recovered)) = self.store {
-            shared.persist = Some(persist::Persist { store });
-            let offline = persist::restore(&shared, recovered);
-            shared.offline = std::sync::Mutex::new(offline);
-        }
+        let (persist, recovered) = match self.store {
+            Some((store, recovered)) => (persist::Persist::new(store), Some(recovered)),
+            None => (persist::Persist::default(), None),
+        };
+        let shared = broker::Shared::new(self.options, self.access, self.client_auth, persist);
+        let offline = recovered.map_or_else(Vec::new, |r| lifecycle::restore(&shared, r));
         Broker {
             shared: Arc::new(shared),
+            offline: Arc::new(std::sync::Mutex::new(offline)),
             shutdown_tx: Arc::new(shutdown_tx),
             connections: Arc::default(),
             serving: Arc::new(std::sync::atomic::AtomicBool::new(true)),

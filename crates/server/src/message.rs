@@ -1,7 +1,8 @@
-//! An application message as the broker routes it, and one delivery of it to one session.
+//! An application message as the broker routes it, one delivery of it to one session, and the
+//! message's stored form (`store::MessageRecord`).
 
-use std::sync::Arc;
-use std::time::Instant;
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use codec::{PublishProperties, QoS, SubscriptionId, TopicName};
@@ -22,11 +23,44 @@ pub(crate) struct Message {
     pub expires_at: Option<Instant>,
     /// The publishing session, for No Local; 0 for messages the broker makes itself.
     pub origin: u64,
-    /// The message's id and record in the durable store, once a persistent session queued it.
-    pub stored: std::sync::OnceLock<(u64, Arc<store::MessageRecord>)>,
+    /// The message's id and record in the durable store, once a persistent session queued it
+    /// (see `Persist`).
+    pub stored: OnceLock<(u64, Arc<store::MessageRecord>)>,
 }
 
 impl Message {
+    /// A message the broker makes itself: no properties, no expiry, no publishing session.
+    pub fn new(topic: TopicName, payload: Bytes, qos: QoS, retain: bool) -> Self {
+        Self {
+            topic,
+            payload,
+            qos,
+            retain,
+            properties: PublishProperties::default(),
+            expires_at: None,
+            origin: 0,
+            stored: OnceLock::new(),
+        }
+    }
+
+    /// With `properties` forwarded; their Message Expiry Interval, if any, starts now.
+    pub fn with_properties(mut self, mut properties: PublishProperties) -> Self {
+        self.expires_at = properties
+            .message_expiry_interval
+            .take()
+            .map(|secs| Instant::now() + Duration::from_secs(u64::from(secs)));
+        properties.topic_alias = None;
+        properties.subscription_identifiers.clear();
+        self.properties = properties;
+        self
+    }
+
+    /// Published by session `origin` (for No Local).
+    pub fn published_by(mut self, origin: u64) -> Self {
+        self.origin = origin;
+        self
+    }
+
     /// A copy whose topic and payload have allocations of their own. A decoded message shares
     /// the read buffer it came from (up to 16 KB); one kept for long, such as a retained message,
     /// should not keep that whole buffer alive.
@@ -39,7 +73,7 @@ impl Message {
             properties: self.properties.clone(),
             expires_at: self.expires_at,
             origin: self.origin,
-            stored: std::sync::OnceLock::new(),
+            stored: OnceLock::new(),
         }
     }
 
@@ -55,6 +89,58 @@ impl Message {
             u32::try_from(secs).unwrap_or(u32::MAX).max(1)
         })
     }
+
+    /// The stored form (the expiry as wall-clock time, which survives a restart).
+    pub fn record(&self) -> store::MessageRecord {
+        store::MessageRecord {
+            topic: self.topic.clone(),
+            payload: self.payload.clone(),
+            qos: self.qos,
+            retain: self.retain,
+            properties: self.properties.clone(),
+            expires_at: self.expires_at.map(wall_clock),
+        }
+    }
+
+    /// A message recovered from the store (`id` 0 for a retained one or a will, stored by
+    /// value). The publishing session is not kept, so No Local does not apply to it.
+    pub fn from_record(id: u64, record: &Arc<store::MessageRecord>) -> Self {
+        let message = Self {
+            topic: record.topic.clone(),
+            payload: record.payload.clone(),
+            qos: record.qos,
+            retain: record.retain,
+            properties: record.properties.clone(),
+            expires_at: record.expires_at.and_then(monotonic),
+            origin: 0,
+            stored: OnceLock::new(),
+        };
+        if id != 0 {
+            let _ = message.stored.set((id, record.clone()));
+        }
+        message
+    }
+}
+
+/// Wall-clock time of a monotonic instant (for expiry times that must survive a restart).
+fn wall_clock(at: Instant) -> SystemTime {
+    let now = Instant::now();
+    if at >= now {
+        SystemTime::now() + (at - now)
+    } else {
+        SystemTime::now()
+            .checked_sub(now - at)
+            .unwrap_or(SystemTime::UNIX_EPOCH)
+    }
+}
+
+/// The monotonic instant of a wall-clock time (already passed times map to now); `None` for
+/// a time too far ahead to represent, which then never comes.
+fn monotonic(at: SystemTime) -> Option<Instant> {
+    let left = at
+        .duration_since(SystemTime::now())
+        .unwrap_or(Duration::ZERO);
+    Instant::now().checked_add(left)
 }
 
 /// One message on its way to one session.
@@ -74,4 +160,23 @@ pub(crate) struct Delivery {
     /// Recovered from the store as not yet sent: it may have been sent before the restart, so it
     /// goes out with DUP.
     pub redelivery: bool,
+}
+
+impl Delivery {
+    /// A delivery not (yet) in the store.
+    pub fn new(
+        message: Arc<Message>,
+        qos: QoS,
+        retain: bool,
+        subscription_ids: Vec<SubscriptionId>,
+    ) -> Self {
+        Self {
+            message,
+            qos,
+            retain,
+            subscription_ids,
+            seq: 0,
+            redelivery: false,
+        }
+    }
 }

@@ -67,7 +67,7 @@ impl transport::HttpStatus for Status {
     }
 
     fn metrics(&self) -> String {
-        let stats = &self.shared.stats;
+        let stats = self.shared.stats();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
         let mut out = String::new();
         let mut metric = |name: &str, kind: &str, help: &str, samples: &[(&str, u64)]| {
@@ -156,10 +156,9 @@ impl transport::HttpStatus for Status {
             "mqtt_retained_messages",
             "gauge",
             "Retained messages stored.",
-            &[("", self.shared.retained.len() as u64)],
+            &[("", self.shared.retained().len() as u64)],
         );
-        if let Some(persist) = &self.shared.persist {
-            let st = persist.store.stats();
+        if let Some(st) = self.shared.persist().stats() {
             metric(
                 "mqtt_store_batches_total",
                 "counter",
@@ -206,7 +205,7 @@ impl transport::HttpStatus for Status {
                 &[("", st.pending_ops as u64)],
             );
         }
-        if let Some(client_auth) = &self.shared.client_auth
+        if let Some(client_auth) = self.shared.client_auth()
             && client_auth.checks_revocation()
         {
             let o = client_auth.stats();

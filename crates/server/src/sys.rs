@@ -3,17 +3,16 @@
 
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
-use std::time::Instant;
 
 use bytes::Bytes;
-use codec::{PublishProperties, QoS, TopicName};
+use codec::{QoS, TopicName};
 
 use crate::broker::Shared;
 use crate::message::Message;
 
 /// Publishes one round of `$SYS` topics.
 pub(crate) fn publish(shared: &Shared) {
-    let stats = &shared.stats;
+    let stats = shared.stats();
     let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed).to_string();
     let values = [
         (
@@ -22,7 +21,7 @@ pub(crate) fn publish(shared: &Shared) {
         ),
         (
             "$SYS/broker/uptime",
-            format!("{} seconds", shared.started.elapsed().as_secs()),
+            format!("{} seconds", shared.uptime().as_secs()),
         ),
         (
             "$SYS/broker/clients/connected",
@@ -49,24 +48,14 @@ pub(crate) fn publish(shared: &Shared) {
         ),
         (
             "$SYS/broker/retained messages/count",
-            shared.retained.len().to_string(),
+            shared.retained().len().to_string(),
         ),
     ];
     for (topic, value) in values {
         let Ok(topic) = TopicName::try_from(topic) else {
             continue;
         };
-        let message = Arc::new(Message {
-            topic,
-            payload: Bytes::from(value),
-            qos: QoS::AtMostOnce,
-            retain: true,
-            properties: PublishProperties::default(),
-            expires_at: None::<Instant>,
-            origin: 0,
-            stored: std::sync::OnceLock::new(),
-        });
-        shared.retain(&message);
-        shared.route(&message);
+        let message = Message::new(topic, Bytes::from(value), QoS::AtMostOnce, true);
+        shared.publish(&Arc::new(message));
     }
 }

@@ -91,6 +91,12 @@ impl Publish {
         })))
     }
 
+    /// The size of the encoded PUBLISH in bytes, fixed header included (as
+    /// [`Packet::encoded_len`](crate::Packet::encoded_len), without wrapping it in a `Packet`).
+    pub fn encoded_len(&self, v5: bool) -> Result<usize, EncodeError> {
+        Ok(super::packet_len(self.sizes(v5)?.0))
+    }
+
     /// Remaining length and, in MQTT 5, the property block's body length.
     pub(crate) fn sizes(&self, v5: bool) -> Result<(usize, usize), EncodeError> {
         if self.topic.is_empty() && (!v5 || self.properties.topic_alias.is_none()) {

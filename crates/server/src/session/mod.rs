@@ -1,17 +1,25 @@
-//! Session state (§4.1): subscriptions, the queue of messages waiting for the client, QoS 1/2
-//! messages in flight both ways. A session outlives its connections when it is persistent.
+//! A session (§4.1): what the broker remembers of one client id across its connections. A
+//! session outlives its connections when it is persistent.
+//!
+//! [`Session`] is shared by the registry, the subscription index and the attached connection; its
+//! mutable part, [`SessionState`] (`state.rs`), is behind one lock and changed only through its
+//! methods, the QoS 1/2 flows included. When a session starts, is taken over and ends is decided
+//! in `crate::lifecycle`.
 
-use std::collections::{HashMap, VecDeque};
+mod state;
+#[cfg(test)]
+mod tests;
+
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::task::{Context, Poll};
 use std::time::Duration;
 
 use atomic_waker::AtomicWaker;
-use codec::{PacketId, QoS, SubscriptionId, SubscriptionOptions, TopicFilter};
-use tokio::sync::{Notify, oneshot};
+use codec::QoS;
+use tokio::sync::Notify;
 
-use store::{EntryState, Op, QueueEntry};
+pub(crate) use state::{Awaiting, InboundQos2, Owner, PubRecOutcome, SessionState, Subscription};
 
 use crate::message::Delivery;
 use crate::persist::Persist;
@@ -38,85 +46,42 @@ pub(crate) enum Expiry {
     Never,
 }
 
-/// What an outgoing QoS 1/2 message waits for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-#[allow(clippy::enum_variant_names)] // named for the packets awaited
-pub(crate) enum Awaiting {
-    /// QoS 1 sent, waiting for PUBACK.
-    PubAck,
-    /// QoS 2 sent, waiting for PUBREC.
-    PubRec,
-    /// PUBREL sent, waiting for PUBCOMP.
-    PubComp,
-}
-
-#[derive(Debug)]
-pub(crate) struct Outbound {
-    pub packet_id: PacketId,
-    pub delivery: Delivery,
-    pub state: Awaiting,
-}
-
-/// One subscription of a session, as the session remembers it.
-#[derive(Debug, Clone)]
-pub(crate) struct Subscription {
-    pub filter: TopicFilter,
-    pub options: SubscriptionOptions,
-    pub id: Option<SubscriptionId>,
-}
-
-/// The mutable part of a session. Locked briefly by the owning connection and by publishers
-/// adding to the queue.
-#[derive(Debug)]
-pub(crate) struct SessionState {
-    /// Bumped by every connection that attaches; a connection whose generation is stale has
-    /// been replaced and must stop touching the queue.
-    pub generation: u64,
-    /// Set while a connection is attached: the way to evict it.
-    pub evict: Option<oneshot::Sender<Eviction>>,
-    /// Who the attached connection authenticated as.
-    pub identity: Option<Arc<auth::Identity>>,
-    pub expiry: Expiry,
-    pub subscriptions: HashMap<Box<str>, Subscription>,
-    /// Waiting to be sent, oldest first.
-    pub queue: VecDeque<Delivery>,
-    /// Sent and not yet acknowledged, oldest first.
-    pub outbound: VecDeque<Outbound>,
-    next_packet_id: u16,
-    /// QoS 2 packet identifiers received and not yet released (PUBREC sent, PUBREL awaited),
-    /// each with the store ticket its PUBREC waits for (0 for none).
-    pub inbound_qos2: HashMap<PacketId, u64>,
-    /// The last `Delivery::seq` given out; the next stored entry gets the one after.
-    pub next_seq: u64,
-    /// The durable store holds this session.
-    pub stored: bool,
-    /// The queue went past its high-water mark; publishers may be waiting on `Session::space`.
-    pub congested: bool,
-}
-
-impl SessionState {
-    pub fn is_connected(&self) -> bool {
-        self.evict.is_some()
-    }
-
-    /// The next packet identifier not in flight [MQTT-2.2.1-3]. The window is smaller than
-    /// the identifier space, so a free one always exists.
-    pub fn allocate_packet_id(&mut self) -> PacketId {
-        loop {
-            self.next_packet_id = self.next_packet_id.wrapping_add(1);
-            let Some(id) = PacketId::new(self.next_packet_id) else {
-                continue;
-            };
-            if !self.outbound.iter().any(|o| o.packet_id == id) {
-                return id;
-            }
+impl Expiry {
+    /// The expiry of a Session Expiry Interval of `secs` (CONNECT or DISCONNECT), under the
+    /// broker's `cap`. The second value is true when the cap cut it down (a v5 CONNACK then
+    /// tells the client the interval granted).
+    pub fn from_interval(secs: u32, cap: Option<Duration>) -> (Self, bool) {
+        let asked = match secs {
+            0 => Expiry::OnClose,
+            u32::MAX => Expiry::Never,
+            secs => Expiry::After(Duration::from_secs(u64::from(secs))),
+        };
+        let Some(cap) = cap else {
+            return (asked, false);
+        };
+        match asked {
+            Expiry::Never => (Expiry::After(cap), true),
+            Expiry::After(d) if d > cap => (Expiry::After(cap), true),
+            other => (other, false),
         }
     }
 
-    /// Removes and returns the in-flight entry for `id`, checking the oldest first since
-    /// acknowledgements usually come in order.
-    pub fn find_outbound(&mut self, id: PacketId) -> Option<usize> {
-        self.outbound.iter().position(|o| o.packet_id == id)
+    /// The stored form; `None` for a session that ends with its connection (never stored).
+    pub fn stored(self) -> Option<store::SessionExpiry> {
+        match self {
+            Expiry::OnClose => None,
+            Expiry::After(d) => Some(store::SessionExpiry::After(d)),
+            Expiry::Never => Some(store::SessionExpiry::Never),
+        }
+    }
+}
+
+impl From<store::SessionExpiry> for Expiry {
+    fn from(expiry: store::SessionExpiry) -> Self {
+        match expiry {
+            store::SessionExpiry::After(d) => Expiry::After(d),
+            store::SessionExpiry::Never => Expiry::Never,
+        }
     }
 }
 
@@ -206,20 +171,7 @@ impl Session {
         Arc::new(Self {
             id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             client_id,
-            state: Mutex::new(SessionState {
-                generation: 0,
-                evict: None,
-                identity: None,
-                expiry,
-                subscriptions: HashMap::new(),
-                queue: VecDeque::new(),
-                outbound: VecDeque::new(),
-                next_packet_id: 0,
-                inbound_qos2: HashMap::new(),
-                next_seq: 0,
-                stored: false,
-                congested: false,
-            }),
+            state: Mutex::new(SessionState::new(expiry)),
             wake: Wake::default(),
             keep_alive: crate::keep_alive::Deadline::default(),
             dropped: AtomicU64::new(0),
@@ -237,13 +189,13 @@ impl Session {
 
     /// Adds a delivery to the queue under the limit of `max_queued` (see
     /// `BrokerOptions::max_queued_messages` for the policy) and wakes the connection. A QoS 1/2
-    /// delivery to a persistent session is also submitted to the durable store; the ticket of
-    /// that change is returned (0 when nothing was stored).
+    /// delivery to a persistent session is also stored; the ticket of that change is returned
+    /// (0 when nothing was stored).
     pub fn enqueue(
         &self,
         mut delivery: Delivery,
         max_queued: usize,
-        persist: Option<&Persist>,
+        persist: &Persist,
     ) -> (Enqueued, u64) {
         let mut state = self.lock();
         if delivery.qos == QoS::AtMostOnce && !state.is_connected() {
@@ -271,30 +223,12 @@ impl Session {
             self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         let mut ticket = 0;
-        if let Some(persist) = persist
-            && delivery.qos > QoS::AtMostOnce
-            && state.stored
-        {
-            // Submitted under the session lock, so the entry is in the store's op stream before
+        if delivery.qos > QoS::AtMostOnce && state.stored {
+            // Stored under the session lock, so the entry is in the store's op stream before
             // anything the connection submits about it.
             state.next_seq += 1;
             delivery.seq = state.next_seq;
-            let (id, message) = persist.stored(&delivery.message);
-            ticket = persist.submit([
-                Op::PutMessage { id, message },
-                Op::Enqueue {
-                    client_id: self.client_id.clone(),
-                    seq: delivery.seq,
-                    entry: QueueEntry {
-                        message_id: id,
-                        qos: delivery.qos,
-                        retain: delivery.retain,
-                        subscription_ids: delivery.subscription_ids.clone(),
-                        packet_id: None,
-                        state: EntryState::Queued,
-                    },
-                },
-            ]);
+            ticket = persist.entry_queued(&self.client_id, &delivery);
         }
         let was_empty = state.queue.is_empty();
         state.queue.push_back(delivery);

@@ -1,0 +1,166 @@
+//! Inbound PUBLISH (§3.3) and PUBREL (§3.6): topic aliases, the publish permission, the inbound
+//! QoS 1/2 acknowledgements (held until what the message stored is durable), and the pause of a
+//! publisher whose subscriber falls behind.
+
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use codec::{Packet, PubAck, PubComp, PubRec, PubRel, Publish, QosPid, ReasonCode};
+use tracing::info;
+
+use super::Connection;
+use super::violation::Violation;
+use crate::lifecycle::publish_action;
+use crate::message::Message;
+use crate::session::{InboundQos2, Session};
+
+/// Levels a topic name or filter may have at most (as EMQX's default `max_topic_levels`). Each
+/// level of a subscription or retained topic is a node in a trie; without a limit one packet of
+/// 64 KB of `/` would build tens of thousands of them.
+pub(crate) const MAX_TOPIC_LEVELS: usize = 128;
+
+pub(super) fn too_many_levels(topic: &str) -> bool {
+    topic.bytes().filter(|&b| b == b'/').count() >= MAX_TOPIC_LEVELS
+}
+
+/// The longest a publisher waits for a congested subscriber before reading on.
+const CONGESTION_WAIT: Duration = Duration::from_millis(5);
+
+/// Waits, at most `CONGESTION_WAIT`, until a congested subscriber's queue has drained below its
+/// low-water mark. Publishers then read no faster than their subscribers take: TCP flow control
+/// slows them instead of the broker dropping QoS 0 messages or queueing without end. A subscriber
+/// that stays behind costs each publisher at most this wait per batch of packets read; its queue
+/// limit applies as before.
+pub(super) async fn wait_for_space(session: &Session) {
+    let space = session.space.notified();
+    tokio::pin!(space);
+    space.as_mut().enable();
+    if session.lock().is_congested() {
+        let _ = tokio::time::timeout(CONGESTION_WAIT, space).await;
+    }
+}
+
+impl Connection {
+    pub(super) fn on_publish(&mut self, mut p: Publish) -> Result<(), Violation> {
+        let stats = self.shared.stats();
+        stats.messages_received.fetch_add(1, Ordering::Relaxed);
+        stats.received_by_qos[p.qos.qos() as usize].fetch_add(1, Ordering::Relaxed);
+        if let Some(alias) = p.properties.topic_alias.take() {
+            if alias.get() > self.shared.options().max_topic_alias {
+                return Err(Violation::TopicAliasTooHigh);
+            }
+            if p.topic.is_empty() {
+                match self.aliases().inbound.get(&alias.get()) {
+                    Some(topic) => p.topic = topic.clone(),
+                    None => return Err(Violation::UnknownTopicAlias),
+                }
+            } else {
+                self.aliases().inbound.insert(alias.get(), p.topic.clone());
+            }
+        }
+        if too_many_levels(p.topic.as_str()) {
+            return Err(Violation::TooManyTopicLevels);
+        }
+
+        let v5 = self.version.is_v5();
+        let action = publish_action(p.retain, p.payload.is_empty());
+        let mut reason = ReasonCode::Success;
+        if !self.shared.access().may_publish(
+            &self.identity,
+            &self.client_id,
+            p.topic.as_str(),
+            action,
+        ) {
+            info!(user = ?self.identity.user, topic = %p.topic, "publish not authorized");
+            reason = ReasonCode::NotAuthorized;
+        } else if p.properties.payload_format_indicator == Some(codec::PayloadFormat::Utf8)
+            && std::str::from_utf8(&p.payload).is_err()
+        {
+            reason = ReasonCode::PayloadFormatInvalid;
+        }
+        let accepted = reason == ReasonCode::Success;
+
+        match p.qos {
+            QosPid::AtMostOnce => {
+                if accepted {
+                    self.accept_publish(p);
+                }
+            }
+            QosPid::AtLeastOnce(id) => {
+                let mut ticket = 0;
+                if accepted {
+                    let (delivered, t) = self.accept_publish(p);
+                    ticket = t;
+                    if delivered == 0 && v5 {
+                        reason = ReasonCode::NoMatchingSubscribers;
+                    }
+                }
+                let mut ack = PubAck::new(id);
+                // MQTT 3 has no failure PUBACK; refusing there means acknowledging and dropping.
+                if v5 {
+                    ack.reason_code = reason;
+                }
+                self.send_when(ticket, Packet::PubAck(ack));
+            }
+            QosPid::ExactlyOnce(id) => {
+                let receive_maximum = usize::from(self.shared.options().receive_maximum.get());
+                let inbound = self.session.lock().inbound_publish(
+                    id,
+                    accepted,
+                    receive_maximum,
+                    self.owner(),
+                );
+                let mut ticket = match inbound {
+                    Err(_) => return Err(Violation::ReceiveMaximumExceeded),
+                    Ok(InboundQos2::Duplicate { ticket }) => ticket,
+                    Ok(InboundQos2::New { ticket }) => ticket,
+                };
+                // [MQTT-4.3.3-9]: a repeated PUBLISH before PUBREL is not delivered again.
+                if matches!(inbound, Ok(InboundQos2::New { .. })) && accepted {
+                    let (delivered, t) = self.accept_publish(p);
+                    ticket = ticket.max(t);
+                    if delivered == 0 && v5 {
+                        reason = ReasonCode::NoMatchingSubscribers;
+                    }
+                    self.session.lock().inbound_routed(id, ticket);
+                }
+                let mut rec = PubRec::new(id);
+                if v5 {
+                    rec.reason_code = reason;
+                }
+                self.send_when(ticket, Packet::PubRec(rec));
+            }
+        }
+        Ok(())
+    }
+
+    /// Stores (if retained) and routes an accepted PUBLISH; returns how many sessions got it and
+    /// the ticket of what that put in the durable store.
+    fn accept_publish(&mut self, p: Publish) -> (usize, u64) {
+        let message = Message::new(p.topic, p.payload, p.qos.qos(), p.retain)
+            .with_properties(p.properties)
+            .published_by(self.session.id);
+        let routed = self.shared.publish(&Arc::new(message));
+        if let Some(session) = routed.congested
+            && !Arc::ptr_eq(&session, &self.session)
+        {
+            self.congested = Some(session);
+        }
+        (routed.delivered, routed.ticket)
+    }
+
+    /// PUBREL: the inbound QoS 2 id is released; PUBCOMP once that is durable (0x92 for an id
+    /// that was not awaiting PUBREL).
+    pub(super) fn on_pubrel(&mut self, r: PubRel) {
+        let released = self
+            .session
+            .lock()
+            .inbound_release(r.packet_id, self.owner());
+        let mut comp = PubComp::new(r.packet_id);
+        if released.is_none() {
+            comp.reason_code = ReasonCode::PacketIdentifierNotFound;
+        }
+        self.send_when(released.unwrap_or(0), Packet::PubComp(comp));
+    }
+}
