@@ -1,4 +1,5 @@
-//! [`Policy`]: when batches are committed and synced (`mqtt.storage.durability`).
+//! [`Policy`]: when batches are committed and synced (the broker maps `mqtt.storage.durability`
+//! onto it).
 
 use std::time::Duration;
 
@@ -34,25 +35,12 @@ impl Policy {
 }
 
 impl Default for Policy {
-    /// `Batch` with the configuration's defaults: 2 ms, 1024 ops.
+    /// `Batch`, 2 ms, 1024 ops: group commit, so nothing acknowledged is lost. The broker's
+    /// configuration has the same default (`mqtt.storage.durability: batch`).
     fn default() -> Self {
-        config::Durability::default().into()
-    }
-}
-
-impl From<config::Durability> for Policy {
-    fn from(d: config::Durability) -> Self {
-        match d {
-            config::Durability::Always => Policy::Always,
-            config::Durability::Batch {
-                max_delay,
-                max_size,
-            } => Policy::Batch {
-                max_delay,
-                max_size: usize::try_from(max_size.get()).unwrap_or(usize::MAX),
-            },
-            config::Durability::Interval(every) => Policy::Interval(every),
-            config::Durability::Never => Policy::Never,
+        Policy::Batch {
+            max_delay: Duration::from_millis(2),
+            max_size: 1024,
         }
     }
 }

@@ -757,18 +757,12 @@ async fn empty_submit_returns_a_ticket_that_is_or_will_be_durable() {
 }
 
 #[test]
-fn policy_from_config() {
+fn default_policy_is_group_commit_of_2_ms_and_1024_ops() {
     assert_eq!(
-        Policy::from(config::Durability::default()),
+        Policy::default(),
         Policy::Batch {
             max_delay: Duration::from_millis(2),
             max_size: 1024
         }
     );
-    assert_eq!(
-        Policy::from(config::Durability::Interval(Duration::from_secs(1))),
-        Policy::Interval(Duration::from_secs(1))
-    );
-    assert_eq!(Policy::from(config::Durability::Always), Policy::Always);
-    assert_eq!(Policy::from(config::Durability::Never), Policy::Never);
 }

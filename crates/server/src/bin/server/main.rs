@@ -4,6 +4,10 @@
 //! command line), stop with every problem if any is an error, install logging, print the banner,
 //! then start the broker. SIGHUP re-reads the configuration and applies its logging settings;
 //! other changes need a restart, and the log says so.
+//!
+//! The parsed configuration is mapped here onto the options the library crates take
+//! (`broker_options`, `store_policy`). The modules beside this file are the binary's alone:
+//! they and their dependencies sit behind the `cli` feature.
 
 mod accounts;
 mod cli;
@@ -312,7 +316,7 @@ async fn serve(
     let storage = &config.mqtt.storage;
     let opened = match &storage.path {
         Some(path) => {
-            let (store, recovered) = store::Store::open(path, storage.durability.into())
+            let (store, recovered) = store::Store::open(path, store_policy(storage.durability))
                 .with_context(|| format!("mqtt.storage.path: {}", path.display()))?;
             let _ = idle_store.set(store.clone());
             tracing::info!(
@@ -451,6 +455,23 @@ fn broker_options(config: &Config) -> server::BrokerOptions {
     }
 }
 
+/// The store's policy from `mqtt.storage.durability`: the one place the configuration meets
+/// `store`, which knows nothing of the configuration format.
+fn store_policy(durability: config::Durability) -> store::Policy {
+    match durability {
+        config::Durability::Always => store::Policy::Always,
+        config::Durability::Batch {
+            max_delay,
+            max_size,
+        } => store::Policy::Batch {
+            max_delay,
+            max_size: usize::try_from(max_size.get()).unwrap_or(usize::MAX),
+        },
+        config::Durability::Interval(every) => store::Policy::Interval(every),
+        config::Durability::Never => store::Policy::Never,
+    }
+}
+
 /// Binds one listener address. "Every interface" is `[::]`, which also accepts IPv4 on Linux,
 /// falling back to `0.0.0.0` where IPv6 is unavailable.
 async fn bind(addr: &config::BindAddress) -> std::io::Result<tokio::net::TcpListener> {
@@ -573,5 +594,46 @@ async fn reload_logging_on_sighup(sources: Sources, log: LogHandle, mut running:
         }
         running.logging = fresh.logging;
         running.mqtt.logging = fresh.mqtt.logging;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn default_durability_is_the_store_default_policy() {
+        assert_eq!(
+            store_policy(config::Durability::default()),
+            store::Policy::default()
+        );
+    }
+
+    #[test]
+    fn maps_every_durability_onto_its_store_policy() {
+        assert_eq!(
+            store_policy(config::Durability::Batch {
+                max_delay: Duration::from_millis(20),
+                max_size: std::num::NonZeroU32::new(7).expect("non-zero"),
+            }),
+            store::Policy::Batch {
+                max_delay: Duration::from_millis(20),
+                max_size: 7
+            }
+        );
+        assert_eq!(
+            store_policy(config::Durability::Interval(Duration::from_secs(1))),
+            store::Policy::Interval(Duration::from_secs(1))
+        );
+        assert_eq!(
+            store_policy(config::Durability::Always),
+            store::Policy::Always
+        );
+        assert_eq!(
+            store_policy(config::Durability::Never),
+            store::Policy::Never
+        );
     }
 }
