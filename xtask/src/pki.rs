@@ -1,5 +1,5 @@
-//! The test PKI written by `cargo xtask gen-certs`, and the server identity the broker creates at
-//! first start ([`generate_default_server_identity`]).
+//! The test PKI written by `cargo xtask gen-certs`. (The CA and server certificate the broker
+//! writes at first start are the binary's own: `crates/server/src/bin/server/default_keys.rs`.)
 //!
 //! [`generate`] builds every certificate in memory from fresh keys (ECDSA P-256 with SHA-256,
 //! through `ring`); [`Pki::write_to`] writes them under the names scripts and docs depend on:
@@ -37,7 +37,6 @@ mod file;
 mod index;
 mod ocsp_server;
 mod responder;
-mod server_identity;
 
 use std::fmt;
 use std::fs;
@@ -47,12 +46,9 @@ use anyhow::{Context, anyhow};
 use time::{Duration, OffsetDateTime};
 
 use authority::{Authority, Role, SerialSource, Spec, issue};
-use file::{WriteMode, write_file};
+use file::write_file;
 
 pub use ocsp_server::OcspResponder;
-pub use server_identity::{
-    CA_FILE, CERTIFICATE_FILE, PRIVATE_KEY_FILE, ServerIdentity, generate_default_server_identity,
-};
 
 /// OCSP URL written into client certificates when [`PkiOptions`] names none.
 pub const DEFAULT_OCSP_URL: &str = "http://127.0.0.1:8888";
@@ -310,12 +306,7 @@ impl Pki {
     pub fn write_to(&self, dir: &Path) -> anyhow::Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
         for file in self.files() {
-            write_file(
-                &dir.join(file.name),
-                file.contents,
-                file.secret,
-                WriteMode::Replace,
-            )?;
+            write_file(&dir.join(file.name), file.contents, file.secret)?;
         }
         Ok(())
     }

@@ -6,30 +6,13 @@ use std::path::Path;
 
 use anyhow::Context;
 
-/// What to do when the file exists.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum WriteMode {
-    /// Truncate and rewrite it.
-    Replace,
-    /// Fail if the file exists: never overwrite an operator's key.
-    CreateNew,
-}
-
-/// Writes `contents` to `path`; `secret` files are readable by the owner only (on Unix).
-pub(super) fn write_file(
-    path: &Path,
-    contents: &str,
-    secret: bool,
-    mode: WriteMode,
-) -> anyhow::Result<()> {
+/// Writes `contents` to `path`, replacing a file already there; `secret` files are readable by
+/// the owner only (on Unix), an existing one included.
+pub(super) fn write_file(path: &Path, contents: &str, secret: bool) -> anyhow::Result<()> {
     let mut options = fs::OpenOptions::new();
-    options.write(true);
-    match mode {
-        WriteMode::Replace => options.create(true).truncate(true),
-        WriteMode::CreateNew => options.create_new(true),
-    };
+    options.write(true).create(true).truncate(true);
     if secret {
-        owner_only(&mut options, path, mode == WriteMode::Replace)?;
+        owner_only(&mut options, path)?;
     }
     let mut file = options
         .open(path)
@@ -38,17 +21,13 @@ pub(super) fn write_file(
         .with_context(|| format!("writing {}", path.display()))
 }
 
-/// Makes `options` create the file readable by the owner only and, if `tighten_existing`, tightens
-/// a file already there (the creation mode applies only to a file the open call creates).
+/// Makes `options` create the file readable by the owner only, and tightens a file already there
+/// (the creation mode applies only to a file the open call creates).
 #[cfg(unix)]
-fn owner_only(
-    options: &mut fs::OpenOptions,
-    path: &Path,
-    tighten_existing: bool,
-) -> anyhow::Result<()> {
+fn owner_only(options: &mut fs::OpenOptions, path: &Path) -> anyhow::Result<()> {
     use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
     options.mode(0o600);
-    if tighten_existing && path.exists() {
+    if path.exists() {
         fs::set_permissions(path, fs::Permissions::from_mode(0o600))
             .with_context(|| format!("restricting {}", path.display()))?;
     }
@@ -56,6 +35,6 @@ fn owner_only(
 }
 
 #[cfg(not(unix))]
-fn owner_only(_: &mut fs::OpenOptions, _: &Path, _: bool) -> anyhow::Result<()> {
+fn owner_only(_: &mut fs::OpenOptions, _: &Path) -> anyhow::Result<()> {
     Ok(())
 }

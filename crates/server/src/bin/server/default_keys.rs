@@ -10,10 +10,13 @@ use std::path::{Path, PathBuf};
 
 use anyhow::Context;
 use rcgen::{
-    BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
-    KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
+    Issuer, KeyPair, KeyUsagePurpose,
 };
 use time::{Duration, OffsetDateTime};
+
+/// Organization in both subjects, so a generated certificate is recognisable as the broker's.
+const ORGANIZATION: &str = "harper-mqtt";
 
 /// Certificates start an hour early so clients with a slightly slow clock accept them.
 const BACKDATE: Duration = Duration::hours(1);
@@ -78,9 +81,7 @@ fn host_names() -> Vec<String> {
 fn generate(hosts: &[String]) -> anyhow::Result<(String, String, String)> {
     let now = OffsetDateTime::now_utc();
     let mut ca_params = CertificateParams::new(Vec::<String>::new())?;
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "harper-mqtt generated CA");
+    ca_params.distinguished_name = subject("harper-mqtt generated CA");
     ca_params.is_ca = IsCa::Ca(BasicConstraints::Constrained(0));
     ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
     (ca_params.not_before, ca_params.not_after) = (now - BACKDATE, now + CA_LIFETIME);
@@ -90,7 +91,7 @@ fn generate(hosts: &[String]) -> anyhow::Result<(String, String, String)> {
 
     let mut params = CertificateParams::new(hosts.to_vec())?;
     let cn = hosts.first().map_or("localhost", String::as_str);
-    params.distinguished_name.push(DnType::CommonName, cn);
+    params.distinguished_name = subject(cn);
     params.is_ca = IsCa::ExplicitNoCa;
     params.key_usages = vec![KeyUsagePurpose::DigitalSignature];
     params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth];
@@ -98,6 +99,14 @@ fn generate(hosts: &[String]) -> anyhow::Result<(String, String, String)> {
     let key = KeyPair::generate()?;
     let cert = params.signed_by(&key, &issuer)?;
     Ok((ca_cert.pem(), cert.pem(), key.serialize_pem()))
+}
+
+/// `O = harper-mqtt, CN = cn`, in that order (rcgen's default subject holds a CN of its own).
+fn subject(cn: &str) -> DistinguishedName {
+    let mut name = DistinguishedName::new();
+    name.push(DnType::OrganizationName, ORGANIZATION);
+    name.push(DnType::CommonName, cn);
+    name
 }
 
 /// Writes a file that must not exist yet, creating its directory; a key is readable by its owner
