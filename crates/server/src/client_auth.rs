@@ -80,48 +80,6 @@ pub(crate) struct CertificateVerdict {
 }
 
 impl ClientAuth {
-    /// Builds the verifier and the OCSP checker from `mqtt.network.mtls`, reading the CA bundle.
-    /// Errors name the configuration key at fault.
-    pub fn from_config(mtls: &config::Mtls) -> anyhow::Result<Self> {
-        use anyhow::Context;
-        let Some(ca_path) = &mtls.certificate_authority else {
-            anyhow::bail!(
-                "mqtt.network.mtls.certificateAuthority: mTLS needs a CA bundle (this key or tls.certificateAuthority)"
-            );
-        };
-        let ca_bundle_pem = std::fs::read(ca_path).with_context(|| {
-            format!(
-                "mqtt.network.mtls.certificateAuthority: cannot read {}",
-                ca_path.display()
-            )
-        })?;
-        let mapping = match &mtls.user {
-            config::MtlsUser::CommonName => UserMapping::CommonName,
-            config::MtlsUser::Fixed(user) => UserMapping::Fixed(user.clone()),
-            config::MtlsUser::CredentialsRequired => UserMapping::None,
-        };
-        let ocsp = mtls.certificate_verification.map(|v| OcspSettings {
-            timeout: v.timeout,
-            cache_ttl: v.cache_ttl,
-            failure_mode: match v.failure_mode {
-                config::FailureMode::FailOpen => FailureMode::FailOpen,
-                config::FailureMode::FailClosed => FailureMode::FailClosed,
-            },
-        });
-        Self::new(ClientAuthSettings {
-            ca_bundle_pem,
-            mapping,
-            required: mtls.required,
-            ocsp,
-        })
-        .with_context(|| {
-            format!(
-                "mqtt.network.mtls.certificateAuthority: {}",
-                ca_path.display()
-            )
-        })
-    }
-
     /// Builds the verifier and the OCSP checker.
     pub fn new(settings: ClientAuthSettings) -> Result<Self, mtls_verifier::BuildError> {
         let checker = settings

@@ -5,15 +5,16 @@
 //! then start the broker. SIGHUP re-reads the configuration and applies its logging settings;
 //! other changes need a restart, and the log says so.
 //!
-//! The parsed configuration is mapped here onto the options the library crates take
-//! (`broker_options`, `store_policy`). The modules beside this file are the binary's alone:
-//! they and their dependencies sit behind the `cli` feature.
+//! The parsed configuration is mapped onto the options the library crates take in one place,
+//! `wiring.rs`. The modules beside this file are the binary's alone: they and their
+//! dependencies sit behind the `cli` feature.
 
 mod accounts;
 mod cli;
 mod default_keys;
 mod logging;
 mod open_files;
+mod wiring;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -235,16 +236,16 @@ async fn serve(
     log: LogHandle,
     idle_store: Arc<OnceLock<store::Store>>,
 ) -> anyhow::Result<()> {
-    let options = broker_options(&config);
+    let options = wiring::broker_options(&config);
     let any_tls = config.listeners().iter().any(|l| l.kind.is_tls());
     // The default keys (created on first start) come first: the client CA may be among them.
     let identity = if any_tls {
-        Some(tls_identity(&config.tls)?)
+        Some(wiring::tls_identity(&config.tls)?)
     } else {
         None
     };
     let client_auth = match &config.mqtt.network.mtls {
-        Some(mtls) if any_tls => Some(std::sync::Arc::new(server::ClientAuth::from_config(mtls)?)),
+        Some(mtls) if any_tls => Some(std::sync::Arc::new(wiring::client_auth(mtls)?)),
         Some(mtls) => {
             tracing::warn!(
                 "mqtt.network.mtls is on but no TLS listener is (mqtt.network.securePort): no client can present a certificate"
@@ -257,7 +258,7 @@ async fn serve(
     };
     // `mtls.required` with plaintext listeners on is a warning of the configuration check.
     let tls = match identity {
-        Some((identity, files)) => Some(server_tls(
+        Some((identity, files)) => Some(wiring::server_tls(
             identity,
             files,
             client_auth.as_ref().and_then(|a| a.verifier()),
@@ -316,8 +317,9 @@ async fn serve(
     let storage = &config.mqtt.storage;
     let opened = match &storage.path {
         Some(path) => {
-            let (store, recovered) = store::Store::open(path, store_policy(storage.durability))
-                .with_context(|| format!("mqtt.storage.path: {}", path.display()))?;
+            let (store, recovered) =
+                store::Store::open(path, wiring::store_policy(storage.durability))
+                    .with_context(|| format!("mqtt.storage.path: {}", path.display()))?;
             let _ = idle_store.set(store.clone());
             tracing::info!(
                 target: NOTIFY,
@@ -361,116 +363,9 @@ async fn serve(
     Ok(())
 }
 
-/// The server's certificate and key from the `tls` section (created on first start when the
-/// section is left at its defaults), and the files to watch for changes.
-fn tls_identity(
-    tls: &config::Tls,
-) -> anyhow::Result<(transport::TlsIdentity, transport::IdentityFiles)> {
-    let (Some(certificate), Some(key)) = (&tls.certificate, &tls.private_key) else {
-        // `validate()` reports a section naming one without the other.
-        anyhow::bail!("tls: a certificate and a private key are needed for the TLS listeners");
-    };
-    if let (config::TlsOrigin::Defaults, config::PrivateKey::File(key_file), Some(ca)) =
-        (tls.origin, key, &tls.certificate_authority)
-    {
-        let created = default_keys::ensure(&default_keys::DefaultFiles {
-            certificate,
-            private_key: key_file,
-            certificate_authority: ca,
-        })?;
-        if !created.is_empty() {
-            let files: Vec<String> = created.iter().map(|p| p.display().to_string()).collect();
-            tracing::info!(
-                target: NOTIFY,
-                "TLS: no certificate configured; created a CA and a server certificate: {}",
-                files.join(", ")
-            );
-        }
-    }
-    let files = transport::IdentityFiles {
-        certificate: certificate.clone(),
-        private_key: match key {
-            config::PrivateKey::File(path) => transport::KeySource::File(path.clone()),
-            config::PrivateKey::Inline(pem) => transport::KeySource::Pem(pem.expose().to_owned()),
-        },
-    };
-    let identity = files.load().context("tls")?;
-    Ok((identity, files))
-}
-
-/// The TLS set-up of every TLS listener: the server identity (reloaded when its files change)
-/// and, with mTLS on, the client-certificate verifier.
-fn server_tls(
-    identity: transport::TlsIdentity,
-    files: transport::IdentityFiles,
-    client_verifier: Option<
-        std::sync::Arc<dyn transport::rustls::server::danger::ClientCertVerifier>,
-    >,
-) -> anyhow::Result<transport::ServerTls> {
-    let server_tls = match client_verifier {
-        Some(verifier) => transport::ServerTls::with_client_verifier(identity, verifier)?,
-        None => transport::ServerTls::new(identity)?,
-    };
-    tokio::spawn(server_tls.clone().watch_files(
-        files,
-        CERTIFICATE_CHECK_INTERVAL,
-        |outcome| match outcome {
-            Ok(()) => tracing::info!(target: NOTIFY, "TLS: certificate files changed; reloaded"),
-            Err(e) => tracing::error!(
-                error = %e,
-                "TLS: certificate files changed but cannot be used; the previous certificate stays"
-            ),
-        },
-    ));
-    Ok(server_tls)
-}
-
 /// TLS and WebSocket handshakes in progress at once, over every listener; connections beyond
 /// are closed on arrival.
 const MAX_HANDSHAKES: usize = 1024;
-
-/// How often the TLS certificate and key files are checked for changes.
-const CERTIFICATE_CHECK_INTERVAL: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// The broker's options from `mqtt.limits`.
-fn broker_options(config: &Config) -> server::BrokerOptions {
-    let limits = &config.mqtt.limits;
-    let defaults = server::BrokerOptions::default();
-    server::BrokerOptions {
-        max_packet_size: limits
-            .max_packet_size
-            .unwrap_or(const { std::num::NonZeroU32::new(config::PROTOCOL_MAX_PACKET_SIZE).expect("non-zero") }),
-        receive_maximum: limits.receive_maximum,
-        max_inflight: limits.max_inflight,
-        max_queued_messages: limits.max_queued_messages.get() as usize,
-        max_topic_alias: limits.max_topic_alias.map_or(0, |a| a.get()),
-        max_keep_alive: limits
-            .max_keep_alive
-            .and_then(|d| u16::try_from(d.as_secs()).ok())
-            .and_then(std::num::NonZeroU16::new)
-            .unwrap_or(defaults.max_keep_alive),
-        connect_timeout: limits.connect_timeout,
-        connection_rate_per_ip: limits.connection_rate_per_ip,
-        ..defaults
-    }
-}
-
-/// The store's policy from `mqtt.storage.durability`: the one place the configuration meets
-/// `store`, which knows nothing of the configuration format.
-fn store_policy(durability: config::Durability) -> store::Policy {
-    match durability {
-        config::Durability::Always => store::Policy::Always,
-        config::Durability::Batch {
-            max_delay,
-            max_size,
-        } => store::Policy::Batch {
-            max_delay,
-            max_size: usize::try_from(max_size.get()).unwrap_or(usize::MAX),
-        },
-        config::Durability::Interval(every) => store::Policy::Interval(every),
-        config::Durability::Never => store::Policy::Never,
-    }
-}
 
 /// Binds one listener address. "Every interface" is `[::]`, which also accepts IPv4 on Linux,
 /// falling back to `0.0.0.0` where IPv6 is unavailable.
@@ -594,46 +489,5 @@ async fn reload_logging_on_sighup(sources: Sources, log: LogHandle, mut running:
         }
         running.logging = fresh.logging;
         running.mqtt.logging = fresh.mqtt.logging;
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::time::Duration;
-
-    use super::*;
-
-    #[test]
-    fn default_durability_is_the_store_default_policy() {
-        assert_eq!(
-            store_policy(config::Durability::default()),
-            store::Policy::default()
-        );
-    }
-
-    #[test]
-    fn maps_every_durability_onto_its_store_policy() {
-        assert_eq!(
-            store_policy(config::Durability::Batch {
-                max_delay: Duration::from_millis(20),
-                max_size: std::num::NonZeroU32::new(7).expect("non-zero"),
-            }),
-            store::Policy::Batch {
-                max_delay: Duration::from_millis(20),
-                max_size: 7
-            }
-        );
-        assert_eq!(
-            store_policy(config::Durability::Interval(Duration::from_secs(1))),
-            store::Policy::Interval(Duration::from_secs(1))
-        );
-        assert_eq!(
-            store_policy(config::Durability::Always),
-            store::Policy::Always
-        );
-        assert_eq!(
-            store_policy(config::Durability::Never),
-            store::Policy::Never
-        );
     }
 }
