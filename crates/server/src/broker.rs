@@ -8,7 +8,7 @@
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock, RwLockReadGuard, RwLockWriteGuard, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use auth::{AccessControl, Identity};
 use codec::QoS;
@@ -60,7 +60,8 @@ pub(crate) struct Shared {
     persist: Persist,
     /// Held while a retained message is written to the store and to memory.
     retain_order: Mutex<()>,
-    started: Instant,
+    /// On tokio's clock, so tests on a paused clock move keep-alive deadlines too.
+    started: tokio::time::Instant,
     /// Started on the first connection (see [`Shared::ensure_keep_alive_sweeper`]).
     keep_alive_sweeper: std::sync::Once,
 }
@@ -93,7 +94,7 @@ impl Shared {
             client_auth,
             persist,
             retain_order: Mutex::new(()),
-            started: Instant::now(),
+            started: tokio::time::Instant::now(),
             keep_alive_sweeper: std::sync::Once::new(),
         }
     }

@@ -227,6 +227,13 @@ impl Broker {
         if let Some(sys) = sys {
             sys.abort();
         }
+        self.shut_down(connections).await;
+    }
+
+    /// After the accept loop: tells every client the server is going away (v5 DISCONNECT
+    /// 0x8B), waits for their connections to close (at most `BrokerOptions::shutdown_grace`),
+    /// then makes everything submitted to the store durable.
+    async fn shut_down(&self, mut connections: JoinSet<()>) {
         info!(connections = connections.len(), "shutting down");
         self.serving
             .store(false, std::sync::atomic::Ordering::Relaxed);

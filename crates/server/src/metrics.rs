@@ -66,6 +66,7 @@ impl transport::HttpStatus for Status {
         self.serving.load(Ordering::Relaxed)
     }
 
+    // Long, but flat: one `metric` call per exported metric, in the order `/metrics` lists them.
     fn metrics(&self) -> String {
         let stats = self.shared.stats();
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);

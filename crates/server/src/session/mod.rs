@@ -6,6 +6,7 @@
 //! methods, the QoS 1/2 flows included. When a session starts, is taken over and ends is decided
 //! in `crate::lifecycle`.
 
+mod flows;
 mod state;
 #[cfg(test)]
 mod tests;
@@ -19,7 +20,8 @@ use atomic_waker::AtomicWaker;
 use codec::QoS;
 use tokio::sync::Notify;
 
-pub(crate) use state::{Awaiting, InboundQos2, Owner, PubRecOutcome, SessionState, Subscription};
+pub(crate) use flows::{Awaiting, InboundQos2, Owner, PubRecOutcome};
+pub(crate) use state::{SessionState, Subscription};
 
 use crate::message::Delivery;
 use crate::persist::Persist;

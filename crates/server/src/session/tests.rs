@@ -8,7 +8,7 @@ use bytes::Bytes;
 use codec::{PacketId, QoS, TopicName};
 use tokio::sync::oneshot;
 
-use super::state::ReceiveMaximumExceeded;
+use super::flows::ReceiveMaximumExceeded;
 use super::*;
 use crate::message::Message;
 use crate::persist::testing::Recorder;
@@ -52,6 +52,17 @@ fn owner<'a>(session: &'a Session, persist: &'a Persist) -> Owner<'a> {
 
 static NO_STORE: Persist = Persist::none();
 
+/// Queues one message of `qos` (no store) and sends it under packet id 1.
+fn one_in_flight(session: &Session, qos: QoS) -> MutexGuard<'_, SessionState> {
+    session.enqueue(delivery(qos), 100, &NO_STORE);
+    let mut state = session.lock();
+    let owner = owner(session, &NO_STORE);
+    let (d, id) = state.next_to_send(10, Instant::now(), owner).unwrap();
+    assert_eq!(id, Some(pid(1)));
+    state.sent(d, id, true, owner);
+    state
+}
+
 #[test]
 fn qos1_goes_in_flight_within_the_window_until_puback() {
     let (session, _rx) = connected(Expiry::OnClose);
@@ -87,11 +98,8 @@ fn qos1_goes_in_flight_within_the_window_until_puback() {
 #[test]
 fn qos2_flows_through_pubrec_and_pubcomp() {
     let (session, _rx) = connected(Expiry::OnClose);
-    session.enqueue(delivery(QoS::ExactlyOnce), 100, &NO_STORE);
-    let mut state = session.lock();
     let owner = owner(&session, &NO_STORE);
-    let (d, id) = state.next_to_send(10, Instant::now(), owner).unwrap();
-    state.sent(d, id, true, owner);
+    let mut state = one_in_flight(&session, QoS::ExactlyOnce);
 
     assert!(
         !state.acknowledged(pid(1), Awaiting::PubComp, owner),
@@ -111,11 +119,8 @@ fn qos2_flows_through_pubrec_and_pubcomp() {
 #[test]
 fn a_failure_pubrec_ends_the_flow() {
     let (session, _rx) = connected(Expiry::OnClose);
-    session.enqueue(delivery(QoS::ExactlyOnce), 100, &NO_STORE);
-    let mut state = session.lock();
     let owner = owner(&session, &NO_STORE);
-    let (d, id) = state.next_to_send(10, Instant::now(), owner).unwrap();
-    state.sent(d, id, true, owner);
+    let mut state = one_in_flight(&session, QoS::ExactlyOnce);
     assert_eq!(state.pubrec(pid(1), false, owner), PubRecOutcome::Ended);
     assert_eq!(state.in_flight().count(), 0);
 }

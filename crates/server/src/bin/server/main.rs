@@ -237,34 +237,7 @@ async fn serve(
     idle_store: Arc<OnceLock<store::Store>>,
 ) -> anyhow::Result<()> {
     let options = wiring::broker_options(&config);
-    let any_tls = config.listeners().iter().any(|l| l.kind.is_tls());
-    // The default keys (created on first start) come first: the client CA may be among them.
-    let identity = if any_tls {
-        Some(wiring::tls_identity(&config.tls)?)
-    } else {
-        None
-    };
-    let client_auth = match &config.mqtt.network.mtls {
-        Some(mtls) if any_tls => Some(std::sync::Arc::new(wiring::client_auth(mtls)?)),
-        Some(mtls) => {
-            tracing::warn!(
-                "mqtt.network.mtls is on but no TLS listener is (mqtt.network.securePort): no client can present a certificate"
-            );
-            Some(std::sync::Arc::new(server::ClientAuth::without_tls(
-                mtls.required,
-            )))
-        }
-        None => None,
-    };
-    // `mtls.required` with plaintext listeners on is a warning of the configuration check.
-    let tls = match identity {
-        Some((identity, files)) => Some(wiring::server_tls(
-            identity,
-            files,
-            client_auth.as_ref().and_then(|a| a.verifier()),
-        )?),
-        None => None,
-    };
+    let (tls, client_auth) = wiring::tls(&config)?;
     let handshakes = transport::HandshakeLimit::new(MAX_HANDSHAKES);
     let mut bound = Vec::new();
     let mut listeners = Vec::new();

@@ -1,6 +1,8 @@
 //! The parsed configuration mapped onto the options each library crate takes, in one place: the
 //! crates themselves know nothing of the configuration format.
 
+use std::sync::Arc;
+
 use anyhow::Context;
 use config::Config;
 use server::{ClientAuth, ClientAuthSettings, OcspSettings};
@@ -8,9 +10,43 @@ use server::{ClientAuth, ClientAuthSettings, OcspSettings};
 use crate::default_keys;
 use crate::logging::NOTIFY;
 
+/// The TLS set-up of the TLS listeners, when any is on, and client certificates
+/// (`mqtt.network.mtls`), when on.
+pub(crate) fn tls(
+    config: &Config,
+) -> anyhow::Result<(Option<transport::ServerTls>, Option<Arc<ClientAuth>>)> {
+    let any_tls = config.listeners().iter().any(|l| l.kind.is_tls());
+    // The default keys (created on first start) come first: the client CA may be among them.
+    let identity = if any_tls {
+        Some(tls_identity(&config.tls)?)
+    } else {
+        None
+    };
+    let client_auth = match &config.mqtt.network.mtls {
+        Some(mtls) if any_tls => Some(Arc::new(client_auth(mtls)?)),
+        Some(mtls) => {
+            tracing::warn!(
+                "mqtt.network.mtls is on but no TLS listener is (mqtt.network.securePort): no client can present a certificate"
+            );
+            Some(Arc::new(server::ClientAuth::without_tls(mtls.required)))
+        }
+        None => None,
+    };
+    // `mtls.required` with plaintext listeners on is a warning of the configuration check.
+    let tls = match identity {
+        Some((identity, files)) => Some(server_tls(
+            identity,
+            files,
+            client_auth.as_ref().and_then(|a| a.verifier()),
+        )?),
+        None => None,
+    };
+    Ok((tls, client_auth))
+}
+
 /// The server's certificate and key from the `tls` section (created on first start when the
 /// section is left at its defaults), and the files to watch for changes.
-pub(crate) fn tls_identity(
+fn tls_identity(
     tls: &config::Tls,
 ) -> anyhow::Result<(transport::TlsIdentity, transport::IdentityFiles)> {
     let (Some(certificate), Some(key)) = (&tls.certificate, &tls.private_key) else {
@@ -47,7 +83,7 @@ pub(crate) fn tls_identity(
 
 /// The TLS set-up of every TLS listener: the server identity (reloaded when its files change)
 /// and, with mTLS on, the client-certificate verifier.
-pub(crate) fn server_tls(
+fn server_tls(
     identity: transport::TlsIdentity,
     files: transport::IdentityFiles,
     client_verifier: Option<
@@ -117,7 +153,7 @@ pub(crate) fn store_policy(durability: config::Durability) -> store::Policy {
 
 /// Builds the verifier and the OCSP checker from `mqtt.network.mtls`, reading the CA bundle.
 /// Errors name the configuration key at fault.
-pub(crate) fn client_auth(mtls: &config::Mtls) -> anyhow::Result<ClientAuth> {
+fn client_auth(mtls: &config::Mtls) -> anyhow::Result<ClientAuth> {
     let Some(ca_path) = &mtls.certificate_authority else {
         anyhow::bail!(
             "mqtt.network.mtls.certificateAuthority: mTLS needs a CA bundle (this key or tls.certificateAuthority)"
