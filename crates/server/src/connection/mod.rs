@@ -13,6 +13,8 @@ mod io;
 mod outbound;
 mod publish;
 mod subscribe;
+#[cfg(test)]
+mod tests;
 mod violation;
 
 use std::collections::{HashMap, VecDeque};
