@@ -87,6 +87,12 @@ pub trait AccessControl: Send + Sync + 'static {
     fn is_identity_valid(&self, _identity: &Identity) -> bool {
         true
     }
+    /// Changes whenever a decision may have changed (a reload of the rules): the broker checks a
+    /// queued message again before sending it only when the revision moved since routing.
+    /// Implementations whose rules never change keep the default, 0.
+    fn revision(&self) -> u64 {
+        0
+    }
 }
 
 /// Lets every client in as the user it names and allows every publish and subscribe. For tests

@@ -3,9 +3,11 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock, RwLock};
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
+
 
 use crate::users::{RuleEntry, UsersFile, UsersFileError};
 use crate::{AccessControl, ConnectRequest, Identity, PublishAction, Refusal, filter};
@@ -75,6 +77,11 @@ impl Rule {
                 return None;
             }
             text = text.replace("%c", client_id);
+        }
+        // A name starting with `$` must not turn `%c/#` into `$SYS/#`: a substitution never
+        // yields a `$` topic the rule did not name itself.
+        if text.starts_with('$') && !self.topic.starts_with('$') {
+            return None;
         }
         Some(std::borrow::Cow::Owned(text))
     }
@@ -179,25 +186,31 @@ impl Policy {
 
     fn authenticate(&self, request: &ConnectRequest<'_>) -> Result<Identity, Refusal> {
         // A verified client certificate that names a user logs in as that user, whatever the
-        // CONNECT user name says; one naming an unknown or deactivated user logs nobody in.
+        // CONNECT user name says; one naming a deactivated user logs nobody in. One naming no
+        // user at all is refused when authentication is required, and is anonymous otherwise
+        // (as the same client without a certificate would be).
         if let Some(name) = request.certificate_user {
             return match self.users.get(name) {
                 Some(u) if u.active => Ok(Identity {
                     user: Some(Arc::from(name)),
                 }),
+                None if !self.require_authentication => Ok(Identity { user: None }),
                 _ => Err(Refusal::NotAuthorized),
             };
         }
         if let Some(name) = request.username {
-            let user = self.users.get(name).ok_or(Refusal::BadCredentials)?;
-            let (Some(hash), Some(password)) = (&user.hash, request.password) else {
+            let user = self.users.get(name);
+            let Some(password) = request.password else {
                 return Err(Refusal::BadCredentials);
             };
-            let parsed = PasswordHash::new(hash).map_err(|_| Refusal::BadCredentials)?;
-            // Argon2 compares in constant time.
-            argon2::Argon2::default()
-                .verify_password(password, &parsed)
-                .map_err(|_| Refusal::BadCredentials)?;
+            // An unknown user, or one without a password, is checked against a dummy hash: the
+            // answer takes as long as for a real user, so its timing does not tell which user
+            // names exist.
+            let hash = user.and_then(|u| u.hash.as_deref());
+            let verified = verify_password(hash.unwrap_or_else(|| dummy_hash()), password);
+            let Some(user) = user.filter(|_| verified && hash.is_some()) else {
+                return Err(Refusal::BadCredentials);
+            };
             if !user.active {
                 return Err(Refusal::NotAuthorized);
             }
@@ -241,6 +254,29 @@ impl Policy {
     }
 }
 
+/// Whether `password` matches the PHC string `hash` (Argon2 compares in constant time); a hash
+/// that does not parse matches nothing.
+fn verify_password(hash: &str, password: &[u8]) -> bool {
+    PasswordHash::new(hash).is_ok_and(|parsed| {
+        argon2::Argon2::default()
+            .verify_password(password, &parsed)
+            .is_ok()
+    })
+}
+
+/// An Argon2id hash of a random password, made once with the parameters of real ones
+/// ([`hash_password`](crate::hash_password)): what unknown users are checked against.
+fn dummy_hash() -> &'static str {
+    static DUMMY: OnceLock<String> = OnceLock::new();
+    DUMMY.get_or_init(|| {
+        crate::hash_password(&crate::generate_password()).unwrap_or_else(|_| {
+            // Hashing a fresh password does not fail; should it, a fixed hash of the same cost
+            // keeps the timing.
+            "$argon2id$v=19$m=19456,t=2,p=1$c2FsdHNhbHQ$aGFzaGhhc2hoYXNoaGFzaA".to_owned()
+        })
+    })
+}
+
 /// The [`AccessControl`] the broker holds: the current [`Policy`], swapped whole on reload so
 /// a decision never sees half a change and never waits on file I/O.
 #[derive(Debug)]
@@ -248,6 +284,8 @@ pub struct UsersAccess {
     path: PathBuf,
     require_authentication: bool,
     current: RwLock<Arc<Policy>>,
+    /// Bumped by every reload (see [`AccessControl::revision`]).
+    revision: AtomicU64,
 }
 
 impl UsersAccess {
@@ -258,6 +296,7 @@ impl UsersAccess {
             path: path.to_owned(),
             require_authentication,
             current: RwLock::new(Arc::new(Policy::new(&file, require_authentication))),
+            revision: AtomicU64::new(0),
         })
     }
 
@@ -266,6 +305,7 @@ impl UsersAccess {
         let file = UsersFile::load(&self.path)?;
         let policy = Arc::new(Policy::new(&file, self.require_authentication));
         *self.current.write().unwrap_or_else(|p| p.into_inner()) = policy;
+        self.revision.fetch_add(1, Ordering::Release);
         Ok(())
     }
 
@@ -317,6 +357,10 @@ impl AccessControl for UsersAccess {
             .as_deref()
             .is_none_or(|u| self.policy().is_active(u))
     }
+
+    fn revision(&self) -> u64 {
+        self.revision.load(Ordering::Acquire)
+    }
 }
 
 #[cfg(test)]
@@ -342,6 +386,10 @@ roles:
 ";
 
     fn policy() -> Policy {
+        policy_requiring(false)
+    }
+
+    fn policy_requiring(require_authentication: bool) -> Policy {
         let file = UsersFile::parse(
             FILE.replace(
                 "HASH",
@@ -351,7 +399,7 @@ roles:
             Path::new("u.yaml"),
         )
         .unwrap();
-        Policy::new(&file, false)
+        Policy::new(&file, require_authentication)
     }
 
     fn id(user: Option<&str>) -> Identity {
@@ -383,6 +431,21 @@ roles:
     }
 
     #[test]
+    fn client_ids_and_user_names_cannot_reach_dollar_topics() {
+        let file = UsersFile::parse(
+            "users:\n  '$SYS': { roles: [r] }\nroles:\n  r: { permissions: [ { topic: '%c/#', read: true, insert: true }, { topic: '%u/#', read: true } ] }\n",
+            Path::new("u.yaml"),
+        )
+        .unwrap();
+        let p = Policy::new(&file, true);
+        let user = id(Some("$SYS"));
+        assert!(!p.allows(&user, "$SYS", "$SYS/broker/uptime", Verb::Read));
+        assert!(!p.allows(&user, "$SYS", "$SYS/broker/uptime", Verb::Insert));
+        assert!(!p.may_subscribe(&user, "$SYS", "$SYS/#"));
+        assert!(p.allows(&user, "c1", "c1/x", Verb::Read), "a plain id still works");
+    }
+
+    #[test]
     fn anonymous_role_and_sys_topics() {
         let p = policy();
         let anon = id(None);
@@ -392,6 +455,58 @@ roles:
         assert!(!p.allows(&id(Some("alice")), "c", "$SYS/broker/uptime", Verb::Read));
         assert!(p.allows(&id(Some("root")), "c", "$SYS/broker/uptime", Verb::Read));
         assert!(!p.allows(&id(Some("idle")), "c", "devices/idle/x", Verb::Read));
+    }
+
+    #[test]
+    fn a_certificate_naming_no_user_is_anonymous_unless_authentication_is_required() {
+        let request = |p: &Policy| {
+            p.authenticate(&ConnectRequest {
+                client_id: "c",
+                username: None,
+                password: None,
+                peer: "127.0.0.1:1".parse().unwrap(),
+                certificate_user: Some("stranger"),
+            })
+        };
+        assert_eq!(request(&policy()), Ok(id(None)));
+        assert_eq!(
+            request(&policy_requiring(true)),
+            Err(Refusal::NotAuthorized)
+        );
+    }
+
+    #[test]
+    fn unknown_users_take_as_long_as_known_ones() {
+        let hash = crate::hash_password("right").unwrap();
+        let file = UsersFile::parse(
+            &format!("users:\n  alice: {{ password: '{hash}', roles: [] }}\n  nopass: {{ roles: [] }}\n"),
+            Path::new("u.yaml"),
+        )
+        .unwrap();
+        let p = Policy::new(&file, true);
+        let login = |user: &str, password: &str| {
+            let start = std::time::Instant::now();
+            let verdict = p.authenticate(&ConnectRequest {
+                client_id: "c",
+                username: Some(user),
+                password: Some(password.as_bytes()),
+                peer: "127.0.0.1:1".parse().unwrap(),
+                certificate_user: None,
+            });
+            (verdict, start.elapsed())
+        };
+        let _ = login("nobody", "x"); // makes the dummy hash
+        let (ok, _) = login("alice", "right");
+        assert_eq!(ok, Ok(id(Some("alice"))));
+        let (known, known_took) = login("alice", "wrong");
+        let (unknown, unknown_took) = login("nobody", "wrong");
+        let (no_hash, no_hash_took) = login("nopass", "wrong");
+        assert_eq!(known, Err(Refusal::BadCredentials));
+        assert_eq!(unknown, Err(Refusal::BadCredentials));
+        assert_eq!(no_hash, Err(Refusal::BadCredentials));
+        // Both hash: an unknown name is not answered in a fraction of the time.
+        assert!(unknown_took * 3 > known_took, "{unknown_took:?} vs {known_took:?}");
+        assert!(no_hash_took * 3 > known_took, "{no_hash_took:?} vs {known_took:?}");
     }
 
     #[test]

@@ -33,6 +33,8 @@ pub(crate) struct Stats {
     pub bytes_received: AtomicU64,
     pub bytes_sent: AtomicU64,
     pub messages_dropped: AtomicU64,
+    /// Queued or in-flight messages not sent because the subscriber may no longer read them.
+    pub messages_unauthorized: AtomicU64,
     pub auth_failures: AtomicU64,
     /// PUBLISH packets received, by QoS (0, 1, 2).
     pub received_by_qos: [AtomicU64; 3],
@@ -243,13 +245,18 @@ impl Shared {
     /// of sessions that got it, the ticket of what that stored (0 for nothing), and a session
     /// whose client is falling behind.
     pub fn route(&self, message: &Arc<Message>) -> Routed {
+        // Read before the checks: a change of the rules meanwhile makes the subscriber's
+        // connection check again before sending.
+        let revision = self.access.revision();
         let index = self.index_read();
         let mut matches: Vec<&Subscriber> = Vec::new();
-        index.matches(message.topic.as_str(), &mut matches);
-        matches.retain(|s| {
+        // Checked before a shared group picks its member: one that may not read the topic
+        // must not take the group's turn.
+        let wants = |s: &Subscriber| {
             !(s.options.no_local && s.session.id == message.origin)
                 && self.may_read(&s.identity, &s.session.client_id, message.topic.as_str())
-        });
+        };
+        index.matches(message.topic.as_str(), &mut matches, &wants);
         if matches.len() > 1 {
             matches.sort_by_key(|s| (s.session.id, s.options.retain_as_published));
         }
@@ -277,6 +284,7 @@ impl Shared {
                 qos.min(message.qos),
                 first.options.retain_as_published && message.retain,
                 ids,
+                revision,
             );
             let (queued, t) = self.deliver(&first.session, delivery);
             let congested = match queued {

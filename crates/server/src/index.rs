@@ -79,10 +79,10 @@ impl Subscribers {
         }
     }
 
-    fn collect<'a>(&'a self, out: &mut Vec<&'a Subscriber>) {
-        out.extend(self.plain.iter());
+    fn collect<'a>(&'a self, out: &mut Vec<&'a Subscriber>, wants: &dyn Fn(&Subscriber) -> bool) {
+        out.extend(self.plain.iter().filter(|s| wants(s)));
         for group in self.shared.values() {
-            if let Some(member) = group.pick() {
+            if let Some(member) = group.pick(wants) {
                 out.push(member);
             }
         }
@@ -96,18 +96,27 @@ fn remove_member(list: &mut Vec<Subscriber>, session_id: u64) -> bool {
 }
 
 impl SharedGroup {
-    /// Round-robin over the members, preferring ones whose client is connected; an offline
-    /// member is chosen only when no member is online, so its queue keeps the message.
-    fn pick(&self) -> Option<&Subscriber> {
+    /// Round-robin over the members that `want` the message (that may read it), preferring
+    /// ones whose client is connected; an offline member is chosen only when no member is
+    /// online, so its queue keeps the message. `None` when no member may have it.
+    fn pick(&self, wants: &dyn Fn(&Subscriber) -> bool) -> Option<&Subscriber> {
         let n = self.members.len();
         if n == 0 {
             return None;
         }
         let start = self.next.fetch_add(1, Ordering::Relaxed);
-        (0..n)
-            .map(|i| &self.members[(start + i) % n])
-            .find(|m| m.session.lock().is_connected())
-            .or_else(|| self.members.get(start % n))
+        let mut offline = None;
+        for i in 0..n {
+            let member = &self.members[(start + i) % n];
+            if !wants(member) {
+                continue;
+            }
+            if member.session.lock().is_connected() {
+                return Some(member);
+            }
+            offline = offline.or(Some(member));
+        }
+        offline
     }
 }
 
@@ -271,7 +280,14 @@ impl SubscriptionIndex {
 
     /// Appends every subscriber whose filter matches `topic` (one member per shared group).
     /// Walks with an explicit stack: a topic may have thousands of levels.
-    pub fn matches<'a>(&'a self, topic: &str, out: &mut Vec<&'a Subscriber>) {
+    /// Every subscription matching `topic` that `wants` it (one member per shared group, among
+    /// those that want it), into `out`.
+    pub fn matches<'a>(
+        &'a self,
+        topic: &str,
+        out: &mut Vec<&'a Subscriber>,
+        wants: &dyn Fn(&Subscriber) -> bool,
+    ) {
         let levels: Vec<&str> = topic.split('/').collect();
         let system = topic.starts_with('$');
         let mut stack: Vec<(&Node, usize)> = vec![(&self.root, 0)];
@@ -281,10 +297,10 @@ impl SubscriptionIndex {
             let wildcard_ok = !(depth == 0 && system);
             if wildcard_ok {
                 // `#` matches this level's parent too: `a/#` matches `a`.
-                node.multi.collect(out);
+                node.multi.collect(out, wants);
             }
             let Some(level) = levels.get(depth) else {
-                node.exact.collect(out);
+                node.exact.collect(out, wants);
                 continue;
             };
             if wildcard_ok && let Some(plus) = &node.plus {
@@ -314,7 +330,7 @@ mod tests {
 
     fn matched(index: &SubscriptionIndex, topic: &str) -> Vec<u64> {
         let mut out = Vec::new();
-        index.matches(topic, &mut out);
+        index.matches(topic, &mut out, &|_| true);
         let mut ids: Vec<u64> = out.iter().map(|s| s.session.id).collect();
         ids.sort();
         ids

@@ -17,6 +17,7 @@ pub mod bench_api;
 mod broker;
 mod client_auth;
 mod connection;
+mod escape;
 mod failed_logins;
 mod index;
 mod keep_alive;
@@ -125,21 +126,11 @@ impl Broker {
         running.serve().await;
     }
 
-    /// Disconnects (v5 reason 0x87) every client whose identity the access policy no longer
-    /// accepts, for example after a users file reload removed or deactivated its user. Returns
-    /// how many were told to go.
+    /// Applies a change of the access rules (a users file reload) to what exists: every session
+    /// whose owner was removed or deactivated ends, and its client, if connected, is told to go
+    /// (v5 DISCONNECT 0x87). Returns how many clients were told.
     pub fn enforce_access(&self) -> usize {
-        let mut evicted = 0;
-        for session in self.shared.all_sessions() {
-            let mut state = session.lock();
-            let revoked = state
-                .identity()
-                .is_some_and(|identity| !self.shared.access().is_identity_valid(identity));
-            if revoked && state.evict(session::Eviction::AccessRevoked) {
-                evicted += 1;
-            }
-        }
-        evicted
+        lifecycle::enforce_access(&self.shared)
     }
 
     /// Accepts connections on every listener until `shutdown` completes, then tells every

@@ -160,15 +160,24 @@ pub(crate) struct Delivery {
     /// Recovered from the store as not yet sent: it may have been sent before the restart, so it
     /// goes out with DUP.
     pub redelivery: bool,
+    /// The access rules' revision (`AccessControl::revision`) when the subscriber's right to
+    /// read it was checked; [`Delivery::UNCHECKED`] for one recovered from the store. When the
+    /// rules changed since, it is checked again before it is sent.
+    pub checked: u64,
 }
 
 impl Delivery {
-    /// A delivery not (yet) in the store.
+    /// The `checked` revision of a delivery whose read right was never checked.
+    pub const UNCHECKED: u64 = u64::MAX;
+
+    /// A delivery not (yet) in the store, whose read right was checked under the rules of
+    /// `revision`.
     pub fn new(
         message: Arc<Message>,
         qos: QoS,
         retain: bool,
         subscription_ids: Vec<SubscriptionId>,
+        revision: u64,
     ) -> Self {
         Self {
             message,
@@ -177,6 +186,7 @@ impl Delivery {
             subscription_ids,
             seq: 0,
             redelivery: false,
+            checked: revision,
         }
     }
 }

@@ -123,6 +123,12 @@ impl transport::HttpStatus for Status {
             &[("", load(&stats.messages_dropped))],
         );
         metric(
+            "mqtt_messages_unauthorized_total",
+            "counter",
+            "Queued or in-flight messages not sent because the subscriber may no longer read them.",
+            &[("", load(&stats.messages_unauthorized))],
+        );
+        metric(
             "mqtt_bytes_received_total",
             "counter",
             "Bytes of MQTT packets received.",

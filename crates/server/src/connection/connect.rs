@@ -64,7 +64,11 @@ where
             return None;
         }
     };
-    let mut conn = accept(shared, connect, client_id, assigned, identity);
+    let Ok(mut conn) = accept(shared, connect, client_id, assigned, identity) else {
+        info!("the client id names another user's session; refusing");
+        refuse(stream, ReasonCode::NotAuthorized, v5).await;
+        return None;
+    };
     // Packets already buffered behind the CONNECT are handled by the main loop first.
     if !rbuf.is_empty() {
         conn.rbuf = rbuf;
@@ -282,7 +286,7 @@ fn accept(
     client_id: Arc<str>,
     assigned: Option<String>,
     identity: Arc<Identity>,
-) -> Connection {
+) -> Result<Connection, lifecycle::NotOwner> {
     let terms = negotiate(&shared, &connect);
     let (evict_tx, evict) = oneshot::channel();
     let keep_alive_ms = u64::from(terms.keep_alive) * 1500;
@@ -298,7 +302,7 @@ fn accept(
             keep_alive_ms,
             will: connect.will.as_ref().map(will_record),
         },
-    );
+    )?;
 
     let version = connect.protocol;
     let mut ack = ConnAck::new(ReasonCode::Success, attached.present);
@@ -351,7 +355,7 @@ fn accept(
     };
     conn.send_when(attached.ticket, Packet::ConnAck(ack));
     conn.resend_in_flight();
-    conn
+    Ok(conn)
 }
 
 fn generate_client_id() -> String {

@@ -258,9 +258,9 @@ impl Connection {
     fn on_woken(&mut self, woken: Woken) -> Result<Option<Close>, Close> {
         Ok(match woken {
             Woken::Evicted(Ok(Eviction::AccessRevoked)) => {
-                info!(user = ?self.identity.user, "user removed or deactivated; disconnecting");
+                info!("user removed or deactivated; disconnecting");
                 self.send_disconnect(ReasonCode::NotAuthorized);
-                Some(Close::WithWill)
+                Some(Close::Revoked)
             }
             Woken::Evicted(Ok(Eviction::Shutdown)) => {
                 self.send_disconnect(ReasonCode::ServerShuttingDown);

@@ -47,6 +47,7 @@ impl Connection {
         let Connection {
             shared,
             client_id,
+            identity,
             generation,
             version,
             client,
@@ -74,6 +75,14 @@ impl Connection {
             let Some((delivery, id)) = state.next_to_send(window, now, owner) else {
                 break;
             };
+            if !may_still_read(shared, identity, client_id, &delivery) {
+                shared
+                    .stats()
+                    .messages_unauthorized
+                    .fetch_add(1, Ordering::Relaxed);
+                state.not_sent(&delivery, owner);
+                continue;
+            }
             let mut publish = build_publish(*version, &delivery, id, now);
             // Recovered from the store, it may have been sent before the restart.
             publish.dup = delivery.redelivery && id.is_some();
@@ -110,9 +119,16 @@ impl Connection {
     /// [MQTT-4.4.0-1].
     pub(super) fn resend_in_flight(&mut self) {
         let now = Instant::now();
-        let packets: Vec<Packet> = self
-            .session
-            .lock()
+        let mut state = self.session.lock();
+        // What the client may no longer read is not sent again.
+        let shared = &self.shared;
+        let readable = |d: &Delivery| may_still_read(shared, &self.identity, &self.client_id, d);
+        let dropped = state.drop_in_flight(readable, self.owner());
+        self.shared
+            .stats()
+            .messages_unauthorized
+            .fetch_add(dropped as u64, Ordering::Relaxed);
+        let packets: Vec<Packet> = state
             .in_flight()
             .map(|o| match o.state {
                 Awaiting::PubAck | Awaiting::PubRec => {
@@ -123,6 +139,7 @@ impl Connection {
                 Awaiting::PubComp => Packet::PubRel(PubRel::new(o.packet_id)),
             })
             .collect();
+        drop(state);
         for p in packets {
             self.send(p);
         }
@@ -153,6 +170,19 @@ impl Connection {
             PubRecOutcome::Ended | PubRecOutcome::Ignored => {}
         }
     }
+}
+
+/// Whether the client may still read a delivery: checked again only when the access rules
+/// changed since it was routed (or it was recovered from the store, never checked).
+fn may_still_read(
+    shared: &crate::broker::Shared,
+    identity: &auth::Identity,
+    client_id: &str,
+    delivery: &Delivery,
+) -> bool {
+    let access = shared.access();
+    delivery.checked == access.revision()
+        || access.may_read(identity, client_id, delivery.message.topic.as_str())
 }
 
 /// The PUBLISH of a delivery, as this client's protocol version carries it.

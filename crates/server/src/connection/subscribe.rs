@@ -78,6 +78,7 @@ impl Connection {
             }),
         );
         let now = Instant::now();
+        let revision = self.shared.access().revision();
         for (filter, options) in retained {
             for message in self.shared.retained().matching(&filter, now) {
                 if !self.shared.access().may_read(
@@ -89,7 +90,8 @@ impl Connection {
                 }
                 // [MQTT-3.3.1-9]: retained messages sent on subscribe keep RETAIN.
                 let qos = message.qos.min(options.qos);
-                let delivery = Delivery::new(message, qos, true, sub_id.into_iter().collect());
+                let ids = sub_id.into_iter().collect();
+                let delivery = Delivery::new(message, qos, true, ids, revision);
                 self.shared.deliver(&self.session, delivery);
             }
         }
@@ -134,6 +136,6 @@ impl Connection {
         let will = self.will.as_deref().map(will_record);
         self.session
             .lock()
-            .store_record(self.owner(), None, will, self.identity.user.as_deref())
+            .store_record(self.owner(), None, will, self.session.owner.as_deref())
     }
 }

@@ -49,12 +49,19 @@ pub(crate) struct Attached {
     pub ticket: u64,
 }
 
-/// Finds or creates the session for a connecting client and attaches the connection to it. A
-/// connection already attached is told to go ([`Eviction::TakenOver`]); with Clean Start the old
-/// session is discarded (it leaves the index and the store) and a fresh one takes its place. The
-/// session is stored (persistent) or forgotten (not), and a resumed session's subscriptions read
-/// with the new identity from now on.
-pub(crate) fn attach(shared: &Shared, request: Attach<'_>) -> Attached {
+/// The client id names a session that belongs to another identity: the CONNECT is refused, and
+/// the session and its connection are left alone.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct NotOwner;
+
+/// Finds or creates the session for a connecting client and attaches the connection to it.
+/// A session belongs to the identity that created it: another identity is refused
+/// ([`NotOwner`]) before anything changes. A connection of the owner already attached is told to
+/// go ([`Eviction::TakenOver`]); with Clean Start the old session is discarded (it leaves the
+/// index and the store) and a fresh one takes its place. The session is stored (persistent) or
+/// forgotten (not), and a resumed session's subscriptions read with the new connection's
+/// identity from now on.
+pub(crate) fn attach(shared: &Shared, request: Attach<'_>) -> Result<Attached, NotOwner> {
     let Attach {
         client_id,
         clean_start,
@@ -66,6 +73,12 @@ pub(crate) fn attach(shared: &Shared, request: Attach<'_>) -> Attached {
     } = request;
     let mut sessions = shared.sessions();
     let existing = sessions.get(client_id).cloned();
+    if let Some(old) = &existing
+        && old.owner.as_deref() != identity.user.as_deref()
+    {
+        return Err(NotOwner);
+    }
+    let owner = identity.user.clone();
     let mut discarded = None;
     let (session, present) = match existing {
         Some(old) => {
@@ -76,7 +89,7 @@ pub(crate) fn attach(shared: &Shared, request: Attach<'_>) -> Attached {
                 state.retire();
                 let last_seq = state.last_seq();
                 drop(state);
-                let fresh = Session::new(client_id.clone(), expiry);
+                let fresh = Session::owned_by(client_id.clone(), expiry, owner);
                 // Store positions are never reused for one client id, even across sessions.
                 fresh.lock().continue_seq_after(last_seq);
                 sessions.insert(client_id.clone(), fresh.clone());
@@ -88,13 +101,13 @@ pub(crate) fn attach(shared: &Shared, request: Attach<'_>) -> Attached {
             }
         }
         None => {
-            let fresh = Session::new(client_id.clone(), expiry);
+            let fresh = Session::owned_by(client_id.clone(), expiry, owner);
             sessions.insert(client_id.clone(), fresh.clone());
             (fresh, false)
         }
     };
     let mut state = session.lock();
-    let generation = state.attach(evict, expiry, identity.clone());
+    let generation = state.attach(evict, expiry);
     // This connection's deadline replaces its predecessor's.
     session
         .keep_alive
@@ -116,18 +129,18 @@ pub(crate) fn attach(shared: &Shared, request: Attach<'_>) -> Attached {
     };
     let stored = session
         .lock()
-        .store_attached(owner, will, identity.user.as_deref());
+        .store_attached(owner, will, session.owner.as_deref());
     ticket = ticket.max(stored);
     if present {
         let subscriptions: Vec<_> = session.lock().subscriptions().cloned().collect();
         shared.index_subscriptions(&session, &subscriptions, identity);
     }
-    Attached {
+    Ok(Attached {
         session,
         generation,
         present,
         ticket,
-    }
+    })
 }
 
 /// How a connection ended; decides what happens to the will and the session.
@@ -141,6 +154,8 @@ pub(crate) enum Close {
     TakenOver,
     /// The broker is shutting down.
     Shutdown,
+    /// The session's owner was removed or deactivated: the will is due, and the session ends.
+    Revoked,
 }
 
 /// A connection that ended, as its session sees it.
@@ -168,7 +183,7 @@ pub(crate) fn detach(shared: &Arc<Shared>, departure: Detach<'_>) {
         .clients_connected
         .fetch_sub(1, Ordering::Relaxed);
     let will = match close {
-        Close::WithWill | Close::TakenOver => will,
+        Close::WithWill | Close::TakenOver | Close::Revoked => will,
         Close::Normal | Close::Shutdown => None,
     };
     let (still_owner, expiry) = {
@@ -211,12 +226,16 @@ pub(crate) fn detach(shared: &Arc<Shared>, departure: Detach<'_>) {
         owner,
         Some(disconnected_at),
         delayed_will.as_ref().map(|(will, _)| will_record(will)),
-        identity.user.as_deref(),
+        session.owner.as_deref(),
     );
     if close == Close::Shutdown {
         return;
     }
     let ends_in = match expiry {
+        _ if close == Close::Revoked => {
+            end_session(shared, session, generation);
+            return;
+        }
         Expiry::OnClose => {
             end_session(shared, session, generation);
             return;
@@ -236,6 +255,28 @@ pub(crate) fn detach(shared: &Arc<Shared>, departure: Detach<'_>) {
         disconnected_at,
     };
     tokio::spawn(run_offline(shared.clone(), offline));
+}
+
+/// After a change of the access rules (a users file reload): every session whose owner is no
+/// longer valid (removed or deactivated) ends; a connected one is told to go first (v5
+/// DISCONNECT 0x87) and ends when its connection does. Returns how many connections were told.
+pub(crate) fn enforce_access(shared: &Shared) -> usize {
+    let mut evicted = 0;
+    for session in shared.all_sessions() {
+        if shared.access().is_identity_valid(&session.owner_identity()) {
+            continue;
+        }
+        let mut state = session.lock();
+        if state.evict(Eviction::AccessRevoked) {
+            evicted += 1;
+        } else if !state.is_connected() {
+            let generation = state.generation();
+            drop(state);
+            debug!(client_id = %session.client_id, "session's owner is gone; session ended");
+            end_session(shared, &session, generation);
+        }
+    }
+    evicted
 }
 
 /// Ends a session if no connection attached to it since `generation`: it leaves the registry,

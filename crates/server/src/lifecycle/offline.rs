@@ -48,7 +48,7 @@ pub(crate) async fn run_offline(shared: Arc<Shared>, offline: Offline) {
             return;
         }
         publish_will(&shared, &identity, &session.client_id, &message);
-        will_sent(&shared, &session, generation, &identity, disconnected_at);
+        will_sent(&shared, &session, generation, disconnected_at);
     }
     if let Some(end) = ends_in.and_then(|end| started.checked_add(end)) {
         tokio::time::sleep_until(end).await;
@@ -67,7 +67,6 @@ fn will_sent(
     shared: &Shared,
     session: &Session,
     generation: u64,
-    identity: &Identity,
     disconnected_at: SystemTime,
 ) {
     let mut state = session.lock();
@@ -79,5 +78,5 @@ fn will_sent(
         generation,
         persist: shared.persist(),
     };
-    state.store_record(owner, Some(disconnected_at), None, identity.user.as_deref());
+    state.store_record(owner, Some(disconnected_at), None, session.owner.as_deref());
 }

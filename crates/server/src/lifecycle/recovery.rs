@@ -8,9 +8,11 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use store::SessionExpiry;
+use tracing::info;
 
 use super::Offline;
 use crate::broker::Shared;
+use crate::escape::Escaped;
 use crate::message::{Delivery, Message};
 use crate::session::{Awaiting, Session, Subscription};
 
@@ -26,12 +28,23 @@ pub(crate) fn restore(shared: &Shared, recovered: store::Recovered) -> Vec<Offli
     let mut messages: HashMap<u64, Arc<Message>> = HashMap::new();
     let mut offline = Vec::new();
     let mut rewrite = Vec::new();
+    let mut forgotten = Vec::new();
     for recovered in recovered.sessions {
         let mut record = recovered.record;
-        let session = Session::new(Arc::from(record.client_id.as_str()), record.expiry.into());
         let identity = Arc::new(auth::Identity {
             user: record.username.as_deref().map(Arc::from),
         });
+        if !shared.access().is_identity_valid(&identity) {
+            // Its owner was removed (or deactivated) while the broker was down.
+            info!(client_id = %Escaped(&record.client_id), "session's owner is no longer a user; session dropped");
+            forgotten.push(record.client_id);
+            continue;
+        }
+        let session = Session::owned_by(
+            Arc::from(record.client_id.as_str()),
+            record.expiry.into(),
+            identity.user.clone(),
+        );
         let subscriptions: Vec<Subscription> = record
             .subscriptions
             .iter()
@@ -46,8 +59,13 @@ pub(crate) fn restore(shared: &Shared, recovered: store::Recovered) -> Vec<Offli
                 .entry(entry.message_id)
                 .or_insert_with(|| Arc::new(Message::from_record(entry.message_id, &message)))
                 .clone();
-            let mut delivery =
-                Delivery::new(message, entry.qos, entry.retain, entry.subscription_ids);
+            let mut delivery = Delivery::new(
+                message,
+                entry.qos,
+                entry.retain,
+                entry.subscription_ids,
+                Delivery::UNCHECKED,
+            );
             delivery.seq = seq;
             delivery.redelivery = true;
             let flight = Awaiting::from_stored(entry.state).zip(entry.packet_id);
@@ -100,5 +118,8 @@ pub(crate) fn restore(shared: &Shared, recovered: store::Recovered) -> Vec<Offli
         });
     }
     shared.persist().sessions_stored(rewrite);
+    for client_id in forgotten {
+        shared.persist().session_forgotten(&client_id);
+    }
     offline
 }

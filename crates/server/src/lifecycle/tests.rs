@@ -30,20 +30,34 @@ fn connect(
     clean_start: bool,
     expiry: Expiry,
 ) -> (Attached, oneshot::Receiver<Eviction>) {
+    connect_as(shared, client_id, clean_start, expiry, None).expect("the same (anonymous) owner")
+}
+
+/// Attaches a connection of `user` (`None`: anonymous).
+fn connect_as(
+    shared: &Shared,
+    client_id: &str,
+    clean_start: bool,
+    expiry: Expiry,
+    user: Option<&str>,
+) -> Result<(Attached, oneshot::Receiver<Eviction>), NotOwner> {
     let (evict, rx) = oneshot::channel();
-    let attached = attach(
+    let identity = Arc::new(auth::Identity {
+        user: user.map(Arc::from),
+    });
+    attach(
         shared,
         Attach {
             client_id: &Arc::from(client_id),
             clean_start,
             expiry,
-            identity: &Arc::default(),
+            identity: &identity,
             evict,
             keep_alive_ms: 60_000,
             will: None,
         },
-    );
-    (attached, rx)
+    )
+    .map(|attached| (attached, rx))
 }
 
 fn subscribe(shared: &Shared, session: &Arc<Session>, filter: &str) {
@@ -108,6 +122,24 @@ async fn a_second_connection_takes_the_session_over() {
     leave(&shared, &first, None, Close::TakenOver);
     assert!(second.session.lock().is_connected());
     assert_eq!(shared.index_read().len(), 1, "subscription kept");
+}
+
+#[tokio::test]
+async fn only_the_owner_attaches_to_a_session() {
+    let shared = broker();
+    let (alice, mut alice_rx) =
+        connect_as(&shared, "c1", false, Expiry::Never, Some("alice")).unwrap();
+    for (user, clean_start) in [(Some("bob"), false), (Some("bob"), true), (None, false)] {
+        let refused = connect_as(&shared, "c1", clean_start, Expiry::Never, user);
+        assert_eq!(refused.err().map(|_| ()), Some(()), "{user:?} {clean_start}");
+    }
+    assert!(alice_rx.try_recv().is_err(), "the owner was not told to go");
+    assert!(alice.session.lock().is_connected());
+    assert!(Arc::ptr_eq(&shared.sessions()["c1"], &alice.session));
+    // The owner itself takes over as before.
+    let (again, _rx) = connect_as(&shared, "c1", false, Expiry::Never, Some("alice")).unwrap();
+    assert!(again.present);
+    assert_eq!(alice_rx.try_recv(), Ok(Eviction::TakenOver));
 }
 
 #[tokio::test]

@@ -93,6 +93,9 @@ pub(crate) struct Session {
     /// Unique for the broker's lifetime; tells apart two sessions with one client identifier.
     pub id: u64,
     pub client_id: Arc<str>,
+    /// Who the session belongs to: the user name its first connection authenticated as, or
+    /// `None` for anonymous. Only the same identity may attach to it (see `lifecycle::attach`).
+    pub owner: Option<Arc<str>>,
     state: Mutex<SessionState>,
     /// Woken when the queue gains a message.
     pub wake: Wake,
@@ -169,16 +172,30 @@ pub(crate) enum Enqueued {
 }
 
 impl Session {
+    /// An anonymous client's session.
     pub fn new(client_id: Arc<str>, expiry: Expiry) -> Arc<Self> {
+        Self::owned_by(client_id, expiry, None)
+    }
+
+    /// A session that belongs to `owner` (`None`: anonymous).
+    pub fn owned_by(client_id: Arc<str>, expiry: Expiry, owner: Option<Arc<str>>) -> Arc<Self> {
         Arc::new(Self {
             id: NEXT_SESSION_ID.fetch_add(1, Ordering::Relaxed),
             client_id,
+            owner,
             state: Mutex::new(SessionState::new(expiry)),
             wake: Wake::default(),
             keep_alive: crate::keep_alive::Deadline::default(),
             dropped: AtomicU64::new(0),
             space: Notify::new(),
         })
+    }
+
+    /// The identity the session belongs to.
+    pub fn owner_identity(&self) -> auth::Identity {
+        auth::Identity {
+            user: self.owner.clone(),
+        }
     }
 
     /// Locks the state. A poisoned lock means a task panicked while holding it; the state is

@@ -5,7 +5,6 @@
 //! in `flows.rs`.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 use codec::{PacketId, QoS, SubscriptionId, SubscriptionOptions, TopicFilter};
@@ -34,8 +33,6 @@ pub(crate) struct SessionState {
     pub(super) generation: u64,
     /// Set while a connection is attached: the way to evict it.
     evict: Option<oneshot::Sender<Eviction>>,
-    /// Who the attached connection authenticated as.
-    identity: Option<Arc<auth::Identity>>,
     expiry: Expiry,
     subscriptions: HashMap<Box<str>, Subscription>,
     /// Waiting to be sent, oldest first.
@@ -59,7 +56,6 @@ impl SessionState {
         Self {
             generation: 0,
             evict: None,
-            identity: None,
             expiry,
             subscriptions: HashMap::new(),
             queue: VecDeque::new(),
@@ -83,18 +79,12 @@ impl SessionState {
         self.evict.is_some()
     }
 
-    /// A connection attaches: it becomes the owner (a new generation), reachable through
-    /// `evict`, with its `expiry` and `identity`. Returns the new generation.
-    pub fn attach(
-        &mut self,
-        evict: oneshot::Sender<Eviction>,
-        expiry: Expiry,
-        identity: Arc<auth::Identity>,
-    ) -> u64 {
+    /// A connection attaches: it owns the state from now on (a new generation), is reachable
+    /// through `evict`, and sets the session's `expiry`. Returns the new generation.
+    pub fn attach(&mut self, evict: oneshot::Sender<Eviction>, expiry: Expiry) -> u64 {
         self.generation += 1;
         self.evict = Some(evict);
         self.expiry = expiry;
-        self.identity = Some(identity);
         self.generation
     }
 
@@ -121,14 +111,8 @@ impl SessionState {
         let owner = self.generation == generation;
         if owner {
             self.evict = None;
-            self.identity = None;
         }
         owner
-    }
-
-    /// Who the attached connection authenticated as.
-    pub fn identity(&self) -> Option<&Arc<auth::Identity>> {
-        self.identity.as_ref()
     }
 
     pub fn expiry(&self) -> Expiry {
@@ -448,6 +432,28 @@ impl SessionState {
     /// What is in flight, oldest first (resent with DUP when a client resumes the session).
     pub fn in_flight(&self) -> impl Iterator<Item = &Outbound> {
         self.outbound.iter()
+    }
+
+    /// Drops the in-flight messages not yet received by the client (awaiting PUBACK or PUBREC)
+    /// that `keep` refuses, as if never sent; a flow past PUBREC is the client's already and
+    /// stays. Returns how many were dropped.
+    pub fn drop_in_flight(
+        &mut self,
+        keep: impl Fn(&Delivery) -> bool,
+        owner: Owner<'_>,
+    ) -> usize {
+        let mut dropped = Vec::new();
+        self.outbound.retain(|o| {
+            let gone = o.state != Awaiting::PubComp && !keep(&o.delivery);
+            if gone {
+                dropped.push(o.delivery.seq);
+            }
+            !gone
+        });
+        for &seq in &dropped {
+            self.dequeued(seq, owner);
+        }
+        dropped.len()
     }
 
     // --- Inbound QoS 2 -----------------------------------------------------------------------
