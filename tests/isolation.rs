@@ -158,12 +158,18 @@ async fn another_user_cannot_resume_take_over_or_discard_a_session() {
     let addr = setup.broker.addr;
     let (mut alice, _) = login(addr, V5, "alice-phone", "alice").await;
     assert!(subscribe(&mut alice, "devices/alice/#").await.is_success());
-    alice.send(Packet::Disconnect(codec::Disconnect::new(ReasonCode::Success))).await;
+    alice
+        .send(Packet::Disconnect(codec::Disconnect::new(
+            ReasonCode::Success,
+        )))
+        .await;
     drop(alice);
     // Messages queued for alice's offline session.
     let (mut alice_pub, _) = login(addr, V5, "alice-pub", "alice").await;
     for i in 1..=3 {
-        alice_pub.send(publish("devices/alice/t", b"secret", i)).await;
+        alice_pub
+            .send(publish("devices/alice/t", b"secret", i))
+            .await;
         assert!(matches!(alice_pub.recv().await, Some(Packet::PubAck(_))));
     }
     // bob, with his own valid password, names alice's client id: refused, both versions, and
@@ -248,8 +254,7 @@ async fn a_recovered_queue_is_checked_against_the_rules_of_the_restart() {
     let setup = start().await;
     let users = setup.dir.path().join("users.yaml");
     let with_store = |access: Arc<UsersAccess>| {
-        let (store, recovered) =
-            store::Store::open(data.path(), store::Policy::default()).unwrap();
+        let (store, recovered) = store::Store::open(data.path(), store::Policy::default()).unwrap();
         Broker::builder(BrokerOptions {
             sys_interval: None,
             ..BrokerOptions::default()
@@ -286,10 +291,22 @@ async fn a_shared_group_hands_each_message_to_a_member_that_may_read_it() {
     let (mut alice, _) = login(addr, V5, "alice-g", "alice").await;
     let (mut carol, _) = login(addr, V5, "carol-g", "carol").await;
     // carol may read alerts/public only, so her subscription to the group's filter is granted.
-    assert!(subscribe(&mut alice, "$share/g/alerts/#").await.is_success());
-    assert!(subscribe(&mut carol, "$share/g/alerts/#").await.is_success());
+    assert!(
+        subscribe(&mut alice, "$share/g/alerts/#")
+            .await
+            .is_success()
+    );
+    assert!(
+        subscribe(&mut carol, "$share/g/alerts/#")
+            .await
+            .is_success()
+    );
     bob_publishes(addr, "alerts/secret", &[b"1", b"2", b"3", b"4"]).await;
-    assert_eq!(receive(&mut alice, 4).await.len(), 4, "none lost to carol's turns");
+    assert_eq!(
+        receive(&mut alice, 4).await.len(),
+        4,
+        "none lost to carol's turns"
+    );
     carol.expect_silence(Duration::from_millis(300)).await;
     setup.broker.stop().await;
 }
@@ -304,7 +321,9 @@ async fn a_client_id_starting_with_a_dollar_does_not_open_sys_topics() {
         subscribe(&mut alice, "$SYS/#").await,
         ReasonCode::NotAuthorized
     );
-    alice.send(publish("$SYS/broker/uptime", b"forged", 9)).await;
+    alice
+        .send(publish("$SYS/broker/uptime", b"forged", 9))
+        .await;
     match alice.recv().await {
         Some(Packet::PubAck(a)) => assert_eq!(a.reason_code, ReasonCode::NotAuthorized),
         other => panic!("{other:?}"),

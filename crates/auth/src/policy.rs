@@ -8,7 +8,6 @@ use std::sync::{Arc, OnceLock, RwLock};
 
 use argon2::password_hash::{PasswordHash, PasswordVerifier};
 
-
 use crate::users::{RuleEntry, UsersFile, UsersFileError};
 use crate::{AccessControl, ConnectRequest, Identity, PublishAction, Refusal, filter};
 
@@ -442,7 +441,10 @@ roles:
         assert!(!p.allows(&user, "$SYS", "$SYS/broker/uptime", Verb::Read));
         assert!(!p.allows(&user, "$SYS", "$SYS/broker/uptime", Verb::Insert));
         assert!(!p.may_subscribe(&user, "$SYS", "$SYS/#"));
-        assert!(p.allows(&user, "c1", "c1/x", Verb::Read), "a plain id still works");
+        assert!(
+            p.allows(&user, "c1", "c1/x", Verb::Read),
+            "a plain id still works"
+        );
     }
 
     #[test]
@@ -479,7 +481,9 @@ roles:
     fn unknown_users_take_as_long_as_known_ones() {
         let hash = crate::hash_password("right").unwrap();
         let file = UsersFile::parse(
-            &format!("users:\n  alice: {{ password: '{hash}', roles: [] }}\n  nopass: {{ roles: [] }}\n"),
+            &format!(
+                "users:\n  alice: {{ password: '{hash}', roles: [] }}\n  nopass: {{ roles: [] }}\n"
+            ),
             Path::new("u.yaml"),
         )
         .unwrap();
@@ -505,8 +509,14 @@ roles:
         assert_eq!(unknown, Err(Refusal::BadCredentials));
         assert_eq!(no_hash, Err(Refusal::BadCredentials));
         // Both hash: an unknown name is not answered in a fraction of the time.
-        assert!(unknown_took * 3 > known_took, "{unknown_took:?} vs {known_took:?}");
-        assert!(no_hash_took * 3 > known_took, "{no_hash_took:?} vs {known_took:?}");
+        assert!(
+            unknown_took * 3 > known_took,
+            "{unknown_took:?} vs {known_took:?}"
+        );
+        assert!(
+            no_hash_took * 3 > known_took,
+            "{no_hash_took:?} vs {known_took:?}"
+        );
     }
 
     #[test]

@@ -14,8 +14,8 @@ use auth::{AccessControl, Identity};
 use codec::QoS;
 
 use crate::client_auth::ClientAuth;
-use crate::failed_logins::FailedLogins;
 use crate::index::{Subscriber, SubscriptionIndex};
+use crate::login_throttle::LoginThrottle;
 use crate::message::{Delivery, Message};
 use crate::options::BrokerOptions;
 use crate::persist::Persist;
@@ -54,7 +54,7 @@ pub(crate) struct Shared {
     index: RwLock<SubscriptionIndex>,
     retained: MemoryRetained,
     stats: Stats,
-    failed_logins: FailedLogins,
+    login_throttle: LoginThrottle,
     connection_rate: Option<ConnectionRate>,
     /// Client certificates (`mqtt.network.mtls`), when on.
     client_auth: Option<Arc<ClientAuth>>,
@@ -91,7 +91,7 @@ impl Shared {
             index: RwLock::new(SubscriptionIndex::default()),
             retained: MemoryRetained::default(),
             stats: Stats::default(),
-            failed_logins: FailedLogins::default(),
+            login_throttle: LoginThrottle::default(),
             connection_rate,
             client_auth,
             persist,
@@ -113,8 +113,8 @@ impl Shared {
         &self.stats
     }
 
-    pub fn failed_logins(&self) -> &FailedLogins {
-        &self.failed_logins
+    pub fn login_throttle(&self) -> &LoginThrottle {
+        &self.login_throttle
     }
 
     /// The per-address connection rate limit, when on.

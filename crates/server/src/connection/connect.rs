@@ -19,6 +19,7 @@ use super::held::DurableWait;
 use super::publish::too_many_levels;
 use super::{ClientLimits, Connection, MAX_TOPIC_LEVELS};
 use crate::broker::Shared;
+use crate::escape::{Escaped, User};
 use crate::lifecycle::{self, publish_action, will_record};
 use crate::session::Expiry;
 
@@ -56,11 +57,30 @@ where
         Ok(Ok(connect)) => *connect,
     };
     let v5 = connect.protocol.is_v5();
-    let admitted = admit(&shared, &connect, peer, certificates).await;
+    // Authentication may wait (for its address's turn, for a hashing slot): it does so under
+    // the CONNECT deadline, and only while the client is still there.
+    let admitted = {
+        let admit = tokio::time::timeout_at(
+            connect_deadline,
+            admit(&shared, &connect, peer, certificates),
+        );
+        tokio::select! {
+            admitted = admit => admitted,
+            () = until_closed(stream, &mut rbuf, max as usize) => {
+                debug!("client went away during authentication");
+                return None;
+            }
+        }
+    };
     let (client_id, assigned, identity) = match admitted {
-        Ok(admitted) => admitted,
-        Err(code) => {
+        Ok(Ok(admitted)) => admitted,
+        Ok(Err(code)) => {
             refuse(stream, code, v5).await;
+            return None;
+        }
+        Err(_) => {
+            debug!("authentication did not finish within the connect timeout; refusing");
+            refuse(stream, ReasonCode::ServerUnavailable, v5).await;
             return None;
         }
     };
@@ -74,6 +94,22 @@ where
         conn.rbuf = rbuf;
     }
     Some(conn)
+}
+
+/// Completes when the client closes its side (or its socket fails) while it waits for its
+/// CONNACK. What it sends meanwhile is kept for the main loop, up to `max` bytes; past that it
+/// is left unread.
+async fn until_closed<S>(stream: &mut S, rbuf: &mut BytesMut, max: usize)
+where
+    S: AsyncRead + Unpin,
+{
+    while rbuf.len() < max {
+        match stream.read_buf(rbuf).await {
+            Ok(0) | Err(_) => return,
+            Ok(_) => {}
+        }
+    }
+    std::future::pending::<()>().await;
 }
 
 /// Answers a CONNECT with a refusing CONNACK (the connection then closes).
@@ -126,11 +162,11 @@ async fn admit(
         return Err(ReasonCode::BadAuthenticationMethod);
     }
     let (client_id, assigned) = client_identifier(connect)?;
-    tracing::Span::current().record("client_id", &*client_id);
+    tracing::Span::current().record("client_id", tracing::field::display(Escaped(&client_id)));
     let identity = authenticate(shared, connect, &client_id, peer, certificates).await?;
     if let Some(will) = &connect.will {
         if too_many_levels(will.topic.as_str()) {
-            info!(topic = %will.topic, "will topic has more than {MAX_TOPIC_LEVELS} levels; refusing");
+            info!(topic = %Escaped(will.topic.as_str()), "will topic has more than {MAX_TOPIC_LEVELS} levels; refusing");
             return Err(ReasonCode::TopicNameInvalid);
         }
         let action = publish_action(will.retain, will.payload.is_empty());
@@ -138,7 +174,7 @@ async fn admit(
             .access()
             .may_publish(&identity, &client_id, will.topic.as_str(), action)
         {
-            info!(user = ?identity.user, topic = %will.topic, "will topic not authorized; refusing");
+            info!(user = %User(identity.user.as_deref()), topic = %Escaped(will.topic.as_str()), "will topic not authorized; refusing");
             return Err(ReasonCode::NotAuthorized);
         }
     }
@@ -195,8 +231,6 @@ async fn authenticate(
         }
     }
 
-    // Password hashing is deliberately slow: verify off the async worker threads. Without a
-    // password nothing is hashed, so the answer comes at once.
     let access = shared.access().clone();
     let (id, username, password) = (
         client_id.clone(),
@@ -212,31 +246,68 @@ async fn authenticate(
             certificate_user: certificate_user.as_deref(),
         })
     };
-    let verdict = if connect.password.is_some() {
-        tokio::task::spawn_blocking(ask).await
-    } else {
-        Ok(ask())
+    let refused = |refusal: Refusal| {
+        failed();
+        if let Some(suppressed) = shared.login_throttle().may_log(peer.ip()) {
+            warn!(
+                %peer,
+                client_id = %Escaped(client_id),
+                user = %User(connect.username.as_deref()),
+                reason = %refusal,
+                suppressed,
+                "authentication failed"
+            );
+        }
+        match refusal {
+            Refusal::BadCredentials => ReasonCode::BadUserNameOrPassword,
+            Refusal::NotAuthorized => ReasonCode::NotAuthorized,
+        }
     };
+    if connect.password.is_none() {
+        // Nothing to hash: the answer comes at once.
+        return match ask() {
+            Ok(identity) => Ok(anonymous_certificate(identity, certificates)),
+            Err(refusal) => Err(refused(refusal)),
+        };
+    }
+    // Password hashing is deliberately slow and memory-hungry: attempts take their address's
+    // turn and wait out its recent guesses first, then hash on a blocking thread, at most one
+    // per core at once. The slot stays with the hashing task even if this connection goes.
+    let throttle = shared.login_throttle();
+    let attempt = throttle
+        .attempt(peer.ip(), connect.username.as_deref())
+        .await;
+    let Some(slot) = throttle.hashing().await else {
+        return Err(ReasonCode::ServerUnavailable);
+    };
+    let verdict = tokio::task::spawn_blocking(move || {
+        let _slot = slot;
+        ask()
+    })
+    .await;
     match verdict {
         Ok(Ok(identity)) => {
-            shared.failed_logins().succeeded(peer.ip());
-            Ok(Arc::new(identity))
+            throttle.succeeded(&attempt);
+            Ok(anonymous_certificate(identity, certificates))
         }
-        Ok(Err(refusal)) => {
-            failed();
-            let delay = shared.failed_logins().failed(peer.ip());
-            warn!(user = ?connect.username.as_deref(), reason = %refusal, delay_ms = delay.as_millis() as u64, "authentication failed");
-            tokio::time::sleep(delay).await;
-            Err(match refusal {
-                Refusal::BadCredentials => ReasonCode::BadUserNameOrPassword,
-                Refusal::NotAuthorized => ReasonCode::NotAuthorized,
-            })
-        }
+        Ok(Err(refusal)) => Err(refused(refusal)),
         Err(e) => {
             warn!(error = %e, "authentication task failed");
             Err(ReasonCode::ServerUnavailable)
         }
     }
+}
+
+/// Logs a client whose certificate named no user and who was let in anonymously
+/// (`requireAuthentication: false`).
+fn anonymous_certificate(
+    identity: Identity,
+    certificates: &[CertificateDer<'static>],
+) -> Arc<Identity> {
+    if identity.user.is_none() && !certificates.is_empty() {
+        info!("the client certificate names no user; connected anonymously");
+    }
+    Arc::new(identity)
 }
 
 /// The terms the broker grants: keep alive and session expiry, under its limits.

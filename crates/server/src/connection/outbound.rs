@@ -10,6 +10,7 @@ use codec::{Packet, PacketId, PubRec, PubRel, Publish, PublishProperties, QoS, Q
 use tracing::{debug, warn};
 
 use super::{Aliases, ClientLimits, Connection, HELD_LIMIT};
+use crate::escape::Escaped;
 use crate::message::Delivery;
 use crate::session::{Awaiting, Owner, PubRecOutcome, SessionState};
 
@@ -89,7 +90,7 @@ impl Connection {
             // [MQTT-3.1.2-24]: never send a packet larger than the client accepts; drop it as
             // if delivered.
             if too_big(&publish, *version, client.max_packet_size) {
-                debug!(topic = %publish.topic, "message larger than the client's maximum packet size; dropped");
+                debug!(topic = %Escaped(publish.topic.as_str()), "message larger than the client's maximum packet size; dropped");
                 shared
                     .stats()
                     .messages_dropped

@@ -6,11 +6,12 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use codec::{Packet, PubAck, PubComp, PubRec, PubRel, Publish, QosPid, ReasonCode};
+use codec::{Packet, PubAck, PubComp, PubRec, PubRel, Publish, QosPid, ReasonCode, TopicName};
 use tracing::info;
 
 use super::Connection;
 use super::violation::Violation;
+use crate::escape::{Escaped, User};
 use crate::lifecycle::publish_action;
 use crate::message::Message;
 use crate::session::{InboundQos2, Session};
@@ -46,6 +47,8 @@ impl Connection {
         let stats = self.shared.stats();
         stats.messages_received.fetch_add(1, Ordering::Relaxed);
         stats.received_by_qos[p.qos.qos() as usize].fetch_add(1, Ordering::Relaxed);
+        // A topic alias the client sets now (§3.3.2.3.4); recorded below, once allowed.
+        let mut sets_alias = None;
         if let Some(alias) = p.properties.topic_alias.take() {
             if alias.get() > self.shared.options().max_topic_alias {
                 return Err(Violation::TopicAliasTooHigh);
@@ -56,7 +59,7 @@ impl Connection {
                     None => return Err(Violation::UnknownTopicAlias),
                 }
             } else {
-                self.aliases().inbound.insert(alias.get(), p.topic.clone());
+                sets_alias = Some(alias.get());
             }
         }
         if too_many_levels(p.topic.as_str()) {
@@ -66,13 +69,27 @@ impl Connection {
         let v5 = self.version.is_v5();
         let action = publish_action(p.retain, p.payload.is_empty());
         let mut reason = ReasonCode::Success;
-        if !self.shared.access().may_publish(
+        let allowed = self.shared.access().may_publish(
             &self.identity,
             &self.client_id,
             p.topic.as_str(),
             action,
-        ) {
-            info!(user = ?self.identity.user, topic = %p.topic, "publish not authorized");
+        );
+        if let Some(alias) = sets_alias {
+            let inbound = &mut self.aliases().inbound;
+            if allowed {
+                // A copy of its own: the decoded topic shares the whole read buffer.
+                let topic =
+                    TopicName::try_from(p.topic.as_str()).unwrap_or_else(|_| p.topic.clone());
+                inbound.insert(alias, topic);
+            } else {
+                // Not to a topic it may not publish to; nor may the alias keep its old topic,
+                // which the client no longer means.
+                inbound.remove(&alias);
+            }
+        }
+        if !allowed {
+            info!(user = %User(self.identity.user.as_deref()), topic = %Escaped(p.topic.as_str()), "publish not authorized");
             reason = ReasonCode::NotAuthorized;
         } else if p.properties.payload_format_indicator == Some(codec::PayloadFormat::Utf8)
             && std::str::from_utf8(&p.payload).is_err()

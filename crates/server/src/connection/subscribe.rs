@@ -12,6 +12,7 @@ use tracing::info;
 use super::Connection;
 use super::MAX_TOPIC_LEVELS;
 use super::publish::too_many_levels;
+use crate::escape::{Escaped, User};
 use crate::lifecycle::will_record;
 use crate::message::Delivery;
 use crate::session::Subscription;
@@ -24,7 +25,7 @@ impl Connection {
         let mut added = Vec::new();
         for (filter, options) in s.filters {
             if too_many_levels(filter.filter()) {
-                info!(filter = %filter, "topic filter has more than {MAX_TOPIC_LEVELS} levels");
+                info!(filter = %Escaped(filter.filter()), "topic filter has more than {MAX_TOPIC_LEVELS} levels");
                 reasons.push(ReasonCode::TopicFilterInvalid);
                 continue;
             }
@@ -39,7 +40,7 @@ impl Connection {
                 .access()
                 .may_subscribe(&self.identity, &self.client_id, filter.filter())
             {
-                info!(user = ?self.identity.user, filter = %filter, "subscribe not authorized");
+                info!(user = %User(self.identity.user.as_deref()), filter = %Escaped(filter.as_str()), "subscribe not authorized");
                 reasons.push(ReasonCode::NotAuthorized);
                 continue;
             }

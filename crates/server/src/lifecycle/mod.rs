@@ -23,6 +23,7 @@ pub(crate) use recovery::restore;
 pub(crate) use will::{publish_action, publish_will, will_message, will_record};
 
 use crate::broker::Shared;
+use crate::escape::Escaped;
 use crate::session::{Eviction, Expiry, Owner, Session};
 
 /// What a connection asks for when it attaches (from its CONNECT).
@@ -272,7 +273,7 @@ pub(crate) fn enforce_access(shared: &Shared) -> usize {
         } else if !state.is_connected() {
             let generation = state.generation();
             drop(state);
-            debug!(client_id = %session.client_id, "session's owner is gone; session ended");
+            debug!(client_id = %Escaped(&session.client_id), "session's owner is gone; session ended");
             end_session(shared, &session, generation);
         }
     }
@@ -300,5 +301,5 @@ pub(crate) fn end_session(shared: &Shared, session: &Arc<Session>, generation: u
     session
         .lock()
         .forget_stored(&session.client_id, shared.persist());
-    debug!(client_id = %session.client_id, "session ended");
+    debug!(client_id = %Escaped(&session.client_id), "session ended");
 }

@@ -63,12 +63,7 @@ fn attached_since(session: &Session, generation: u64) -> bool {
 
 /// After a delayed will went out: the stored session no longer owes it, so a restart does not
 /// send it again.
-fn will_sent(
-    shared: &Shared,
-    session: &Session,
-    generation: u64,
-    disconnected_at: SystemTime,
-) {
+fn will_sent(shared: &Shared, session: &Session, generation: u64, disconnected_at: SystemTime) {
     let mut state = session.lock();
     if state.is_connected() {
         return;

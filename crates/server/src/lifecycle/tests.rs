@@ -131,7 +131,11 @@ async fn only_the_owner_attaches_to_a_session() {
         connect_as(&shared, "c1", false, Expiry::Never, Some("alice")).unwrap();
     for (user, clean_start) in [(Some("bob"), false), (Some("bob"), true), (None, false)] {
         let refused = connect_as(&shared, "c1", clean_start, Expiry::Never, user);
-        assert_eq!(refused.err().map(|_| ()), Some(()), "{user:?} {clean_start}");
+        assert_eq!(
+            refused.err().map(|_| ()),
+            Some(()),
+            "{user:?} {clean_start}"
+        );
     }
     assert!(alice_rx.try_recv().is_err(), "the owner was not told to go");
     assert!(alice.session.lock().is_connected());

@@ -9,6 +9,7 @@ use codec::{LastWill, PublishProperties};
 use tracing::debug;
 
 use crate::broker::Shared;
+use crate::escape::Escaped;
 use crate::message::Message;
 
 /// The message a will publishes, from session `origin` (for No Local).
@@ -49,10 +50,10 @@ pub(crate) fn publish_will(
         .access()
         .may_publish(identity, client_id, message.topic.as_str(), action)
     {
-        debug!(topic = %message.topic, "will not authorized");
+        debug!(topic = %Escaped(message.topic.as_str()), "will not authorized");
         return;
     }
-    debug!(topic = %message.topic, "publishing will");
+    debug!(topic = %Escaped(message.topic.as_str()), "publishing will");
     shared.publish(message);
 }
 

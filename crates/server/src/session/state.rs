@@ -437,11 +437,7 @@ impl SessionState {
     /// Drops the in-flight messages not yet received by the client (awaiting PUBACK or PUBREC)
     /// that `keep` refuses, as if never sent; a flow past PUBREC is the client's already and
     /// stays. Returns how many were dropped.
-    pub fn drop_in_flight(
-        &mut self,
-        keep: impl Fn(&Delivery) -> bool,
-        owner: Owner<'_>,
-    ) -> usize {
+    pub fn drop_in_flight(&mut self, keep: impl Fn(&Delivery) -> bool, owner: Owner<'_>) -> usize {
         let mut dropped = Vec::new();
         self.outbound.retain(|o| {
             let gone = o.state != Awaiting::PubComp && !keep(&o.delivery);
