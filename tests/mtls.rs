@@ -122,10 +122,19 @@ impl MtlsBroker {
     }
 
     async fn start_with_users(pki: Pki, mtls: Mtls, include_alice: bool) -> Self {
+        Self::start_with(pki, mtls, include_alice, true).await
+    }
+
+    async fn start_with(
+        pki: Pki,
+        mtls: Mtls,
+        include_alice: bool,
+        require_authentication: bool,
+    ) -> Self {
         let dir = tempfile::tempdir().unwrap();
         let users = dir.path().join("users.yaml");
         std::fs::write(&users, users_yaml(include_alice)).unwrap();
-        let access = Arc::new(UsersAccess::load(&users, true).unwrap());
+        let access = Arc::new(UsersAccess::load(&users, require_authentication).unwrap());
         let client_auth = Arc::new(
             ClientAuth::new(ClientAuthSettings {
                 ca_bundle_pem: mtls
@@ -411,6 +420,31 @@ async fn a_certificate_of_an_unknown_or_deactivated_user_is_not_authorized() {
             b.tls_outcome(Some(&b.pki.bob.clone()), version).await,
             Outcome::ConnAck(ReasonCode::NotAuthorized),
             "deactivated user, {version:?}"
+        );
+    }
+    b.stop().await;
+}
+
+#[tokio::test]
+async fn without_required_authentication_a_certificate_naming_no_user_is_anonymous() {
+    let b = MtlsBroker::start_with(
+        xtask::pki::generate(&PkiOptions::default()).unwrap(),
+        Mtls::default(),
+        false,
+        false,
+    )
+    .await;
+    for version in [V3, V5] {
+        // As the same client without a certificate would be.
+        assert_eq!(
+            b.tls_outcome(Some(&b.pki.alice.clone()), version).await,
+            Outcome::ConnAck(ReasonCode::Success),
+            "unknown user, {version:?}"
+        );
+        assert_eq!(
+            b.tls_outcome(Some(&b.pki.bob.clone()), version).await,
+            Outcome::ConnAck(ReasonCode::NotAuthorized),
+            "a deactivated user stays refused, {version:?}"
         );
     }
     b.stop().await;
