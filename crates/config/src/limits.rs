@@ -3,7 +3,7 @@
 //! Durations are whole milliseconds or a number with a unit (`30s`). `null` means "no limit" only
 //! where the type is an `Option`; elsewhere it means the default.
 
-use std::num::{NonZeroU16, NonZeroU32};
+use std::num::{NonZeroU16, NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 use serde::Serialize;
@@ -49,6 +49,26 @@ pub struct Limits {
     /// burst of the same size); more are closed at once, before any TLS or WebSocket work.
     /// `None` (`null`, the default) is no limit.
     pub connection_rate_per_ip: Option<NonZeroU32>,
+    /// `maxSubscriptionsPerClient`: subscriptions one session may hold; a SUBSCRIBE past it is
+    /// refused for the filters over (v5 0x97 quota exceeded). `None` (`null`) is no limit.
+    /// Default 10,000.
+    pub max_subscriptions_per_client: Option<NonZeroU32>,
+    /// `maxQueuedBytes`: bytes (topic and payload) of the messages queued for one session, next
+    /// to `maxQueuedMessages`; the same policy applies at either. `None` (`null`) is no limit.
+    /// Default 64 MiB.
+    pub max_queued_bytes: Option<NonZeroU64>,
+    /// `maxRetainedMessages`: retained messages kept over all topics; a retained PUBLISH to a
+    /// new topic past it is refused (v5 0x97). `None` (`null`) is no limit. Default 1,000,000.
+    pub max_retained_messages: Option<NonZeroU32>,
+    /// `maxRetainedBytes`: bytes (topic and payload) of all retained messages; a retained
+    /// PUBLISH that would pass it is refused (v5 0x97). `None` (`null`) is no limit. Default
+    /// 1 GiB.
+    pub max_retained_bytes: Option<NonZeroU64>,
+    /// `maxSessionExpiry`: the longest a session outlives its connection, whatever the client
+    /// asks (v5 CONNACK says the interval granted; a v3 persistent session gets it too).
+    /// `None` (`null`) keeps sessions as long as clients ask, forever included. Default 1 day.
+    #[serde(serialize_with = "crate::ser::opt_millis")]
+    pub max_session_expiry: Option<Duration>,
 }
 
 impl Default for Limits {
@@ -64,6 +84,19 @@ impl Default for Limits {
             max_inflight: const { NonZeroU16::new(32).expect("32 is not zero") },
             connect_timeout: Duration::from_secs(10),
             connection_rate_per_ip: None,
+            max_subscriptions_per_client: Some(
+                const { NonZeroU32::new(10_000).expect("10,000 is not zero") },
+            ),
+            max_queued_bytes: Some(
+                const { NonZeroU64::new(64 << 20).expect("64 MiB is not zero") },
+            ),
+            max_retained_messages: Some(
+                const { NonZeroU32::new(1_000_000).expect("a million is not zero") },
+            ),
+            max_retained_bytes: Some(
+                const { NonZeroU64::new(1 << 30).expect("1 GiB is not zero") },
+            ),
+            max_session_expiry: Some(Duration::from_secs(24 * 3600)),
         }
     }
 }
@@ -74,6 +107,14 @@ impl Limits {
         let d = Limits::default();
         let node = r.enter(node.clone());
         let keep_alive = node.child("maxKeepAlive");
+        let expiry = node.child("maxSessionExpiry");
+        let max_session_expiry = match r.duration(&expiry, false) {
+            Read::Value(v) if v.subsec_nanos() != 0 || v.as_secs() >= u64::from(u32::MAX) => {
+                r.error(&expiry, "expected whole seconds below 4294967295s (in milliseconds, or with a unit), or null for no limit");
+                Read::Invalid
+            }
+            other => other,
+        };
         let max_keep_alive = match r.duration(&keep_alive, false) {
             Read::Value(v) if v > PROTOCOL_MAX_KEEP_ALIVE || v.subsec_nanos() != 0 => {
                 r.error(&keep_alive, "expected whole seconds from 1s to 65535s (in milliseconds, or with a unit), or null");
@@ -116,6 +157,27 @@ impl Limits {
                     "no limit",
                 )
                 .nullable(d.connection_rate_per_ip),
+            max_subscriptions_per_client: r
+                .positive_or_null(
+                    &node.child("maxSubscriptionsPerClient"),
+                    u64::from(u32::MAX),
+                    "no limit",
+                )
+                .nullable(d.max_subscriptions_per_client),
+            max_queued_bytes: r
+                .positive_or_null(&node.child("maxQueuedBytes"), u64::MAX, "no limit")
+                .nullable(d.max_queued_bytes),
+            max_retained_messages: r
+                .positive_or_null(
+                    &node.child("maxRetainedMessages"),
+                    u64::from(u32::MAX),
+                    "no limit",
+                )
+                .nullable(d.max_retained_messages),
+            max_retained_bytes: r
+                .positive_or_null(&node.child("maxRetainedBytes"), u64::MAX, "no limit")
+                .nullable(d.max_retained_bytes),
+            max_session_expiry: max_session_expiry.nullable(d.max_session_expiry),
         }
     }
 }

@@ -21,7 +21,7 @@ use crate::options::BrokerOptions;
 use crate::persist::Persist;
 use crate::rate::ConnectionRate;
 use crate::retained::{MemoryRetained, RetainedStore};
-use crate::session::{Enqueued, Session, Subscription};
+use crate::session::{Enqueued, QueueLimits, Session, Subscription};
 
 /// Counters behind `$SYS` and metrics.
 #[derive(Debug, Default)]
@@ -35,6 +35,8 @@ pub(crate) struct Stats {
     pub messages_dropped: AtomicU64,
     /// Queued or in-flight messages not sent because the subscriber may no longer read them.
     pub messages_unauthorized: AtomicU64,
+    /// Retained PUBLISHes refused because of the retained quota.
+    pub retained_refused: AtomicU64,
     pub auth_failures: AtomicU64,
     /// PUBLISH packets received, by QoS (0, 1, 2).
     pub received_by_qos: [AtomicU64; 3],
@@ -205,10 +207,12 @@ impl Shared {
     }
 
     /// Stores or clears the retained message of the message's topic, when it is retained.
-    /// Returns the ticket of the change in the durable store (0 for none).
-    pub fn retain(&self, message: &Arc<Message>) -> u64 {
+    /// Returns the ticket of the change in the durable store (0 for none), or
+    /// [`QuotaExceeded`] when keeping it would pass `max_retained_messages` or
+    /// `max_retained_bytes` (nothing changes then).
+    pub fn retain(&self, message: &Arc<Message>) -> Result<u64, QuotaExceeded> {
         if !message.retain {
-            return 0;
+            return Ok(0);
         }
         let stored = if message.payload.is_empty() {
             None
@@ -222,21 +226,38 @@ impl Shared {
             .retain_order
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        // The broker's own `$SYS` topics are not counted against the users' quota.
+        if let Some(new) = stored.as_ref().filter(|_| durable) {
+            let old = self.retained.size_of(&message.topic);
+            let options = &self.options;
+            let too_many = old.is_none()
+                && options
+                    .max_retained_messages
+                    .is_some_and(|max| self.retained.len() >= max.get() as usize);
+            let too_big = options.max_retained_bytes.is_some_and(|max| {
+                (self.retained.bytes() - old.unwrap_or(0) + new.size()) as u64 > max.get()
+            });
+            if too_many || too_big {
+                self.stats.retained_refused.fetch_add(1, Ordering::Relaxed);
+                return Err(QuotaExceeded);
+            }
+        }
         let ticket = if durable {
             self.persist.retained_set(&message.topic, stored.as_deref())
         } else {
             0
         };
         self.retained.set(&message.topic, stored);
-        ticket
+        Ok(ticket)
     }
 
-    /// Stores (if retained) and routes a message; see [`Shared::route`].
-    pub fn publish(&self, message: &Arc<Message>) -> Routed {
-        let retained = self.retain(message);
+    /// Stores (if retained) and routes a message; see [`Shared::route`]. A retained message
+    /// past the retained quota is neither kept nor routed.
+    pub fn publish(&self, message: &Arc<Message>) -> Result<Routed, QuotaExceeded> {
+        let retained = self.retain(message)?;
         let mut routed = self.route(message);
         routed.ticket = routed.ticket.max(retained);
-        routed
+        Ok(routed)
     }
 
     /// Delivers a message to every matching session: one copy per session at the highest
@@ -306,8 +327,13 @@ impl Shared {
     /// Queues one delivery for a session. QoS 0 messages are not queued for sessions whose
     /// client is offline. Returns what happened and the ticket of what that stored.
     pub fn deliver(&self, session: &Session, delivery: Delivery) -> (Enqueued, u64) {
-        let (queued, ticket) =
-            session.enqueue(delivery, self.options.max_queued_messages, &self.persist);
+        let limits = QueueLimits {
+            messages: self.options.max_queued_messages,
+            bytes: self.options.max_queued_bytes.map_or(usize::MAX, |b| {
+                usize::try_from(b.get()).unwrap_or(usize::MAX)
+            }),
+        };
+        let (queued, ticket) = session.enqueue(delivery, limits, &self.persist);
         if queued == Enqueued::Dropped {
             self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
         }
@@ -323,6 +349,10 @@ impl Shared {
         self.access.may_read(identity, client_id, topic)
     }
 }
+
+/// A limit set by the operator would be passed (v5 reason 0x97).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QuotaExceeded;
 
 /// What routing one message did.
 #[derive(Debug, Default)]

@@ -77,6 +77,11 @@ impl Message {
         }
     }
 
+    /// What the message counts for in byte limits: its topic and payload.
+    pub fn size(&self) -> usize {
+        self.topic.len() + self.payload.len()
+    }
+
     pub fn is_expired(&self, now: Instant) -> bool {
         self.expires_at.is_some_and(|at| at <= now)
     }

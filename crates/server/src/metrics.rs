@@ -129,6 +129,12 @@ impl transport::HttpStatus for Status {
             &[("", load(&stats.messages_unauthorized))],
         );
         metric(
+            "mqtt_retained_refused_total",
+            "counter",
+            "Retained PUBLISHes refused because the retained messages' count or bytes limit would be passed.",
+            &[("", load(&stats.retained_refused))],
+        );
+        metric(
             "mqtt_bytes_received_total",
             "counter",
             "Bytes of MQTT packets received.",

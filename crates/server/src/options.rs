@@ -1,7 +1,7 @@
 //! The broker's own settings: limits and timeouts, as plain data. The binary maps the parsed
 //! configuration onto them; tests build them directly.
 
-use std::num::{NonZeroU16, NonZeroU32};
+use std::num::{NonZeroU16, NonZeroU32, NonZeroU64};
 use std::time::Duration;
 
 /// Limits and timeouts of one broker. Every limit is announced to MQTT 5 clients in CONNACK.
@@ -28,6 +28,18 @@ pub struct BrokerOptions {
     pub max_keep_alive: NonZeroU16,
     /// Longest session expiry interval granted to a persistent session; `None` is no cap.
     pub max_session_expiry: Option<Duration>,
+    /// Subscriptions one session may hold; filters past it are refused (v5 0x97). `None` is
+    /// no limit.
+    pub max_subscriptions_per_client: Option<NonZeroU32>,
+    /// Bytes (topic and payload) queued per session, next to `max_queued_messages`, under the
+    /// same policy. `None` is no limit.
+    pub max_queued_bytes: Option<NonZeroU64>,
+    /// Retained messages kept in all; a retained PUBLISH to a new topic past it is refused (v5
+    /// 0x97). `None` is no limit.
+    pub max_retained_messages: Option<NonZeroU32>,
+    /// Bytes (topic and payload) of all retained messages; a retained PUBLISH that would pass
+    /// it is refused (v5 0x97). `None` is no limit.
+    pub max_retained_bytes: Option<NonZeroU64>,
     /// New connections accepted per second from one IP address (burst of the same size); more
     /// are closed at once, before any TLS or WebSocket work. `None` is no limit.
     pub connection_rate_per_ip: Option<NonZeroU32>,
@@ -48,7 +60,11 @@ impl Default for BrokerOptions {
             max_queued_messages: 1000,
             max_topic_alias: 64,
             max_keep_alive: NonZeroU16::new(65_535).expect("non-zero literal"),
-            max_session_expiry: None,
+            max_session_expiry: Some(Duration::from_secs(24 * 3600)),
+            max_subscriptions_per_client: NonZeroU32::new(10_000),
+            max_queued_bytes: NonZeroU64::new(64 << 20),
+            max_retained_messages: NonZeroU32::new(1_000_000),
+            max_retained_bytes: NonZeroU64::new(1 << 30),
             connection_rate_per_ip: None,
             connect_timeout: Duration::from_secs(10),
             sys_interval: Some(Duration::from_secs(10)),

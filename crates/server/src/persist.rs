@@ -12,7 +12,7 @@
 use std::sync::Arc;
 
 use codec::{PacketId, TopicName};
-use store::{EntryState, MessageRecord, Op, QueueEntry, SessionRecord, Store};
+use store::{EntryState, MessageRecord, Op, QueueEntry, SessionRecord, Store, SubscriptionRecord};
 
 use crate::message::{Delivery, Message};
 
@@ -151,17 +151,22 @@ impl Persist {
         store.submit(&mut ops.into_iter())
     }
 
-    /// A session became persistent: `record`, with every entry it already holds and its inbound
-    /// QoS 2 ids, in one submit.
+    /// A session became persistent: `record`, with every subscription, entry and inbound QoS 2
+    /// id it already holds, in one submit.
     pub fn session_adopted<'a>(
         &self,
         record: SessionRecord,
         client_id: &Arc<str>,
+        subscriptions: impl Iterator<Item = SubscriptionRecord>,
         entries: impl Iterator<Item = (&'a Delivery, Flight)>,
         inbound_qos2: impl Iterator<Item = PacketId>,
     ) -> u64 {
         let Some(store) = &self.store else { return 0 };
         let mut ops = vec![Op::PutSession(Box::new(record))];
+        ops.extend(subscriptions.map(|subscription| Op::PutSubscription {
+            client_id: client_id.to_string(),
+            subscription,
+        }));
         for (delivery, flight) in entries {
             ops.extend(Self::entry_ops(&**store, client_id, delivery, flight));
         }
@@ -234,7 +239,42 @@ impl Persist {
         )
     }
 
-    /// A session left the store with its queue and inbound ids.
+    /// A stored session gained (or changed) a subscription.
+    pub fn subscription_stored(&self, client_id: &str, subscription: SubscriptionRecord) -> u64 {
+        self.submit([Op::PutSubscription {
+            client_id: client_id.to_owned(),
+            subscription,
+        }])
+    }
+
+    /// A stored session lost its subscription to `filter`.
+    pub fn subscription_forgotten(&self, client_id: &str, filter: &str) -> u64 {
+        self.submit([Op::DeleteSubscription {
+            client_id: client_id.to_owned(),
+            filter: filter.to_owned(),
+        }])
+    }
+
+    /// Several subscriptions of one session at once (recovery moves those of a format-1 record
+    /// into rows of their own).
+    pub fn subscriptions_stored(
+        &self,
+        client_id: &str,
+        subscriptions: impl Iterator<Item = SubscriptionRecord>,
+    ) -> u64 {
+        let ops: Vec<Op> = subscriptions
+            .map(|subscription| Op::PutSubscription {
+                client_id: client_id.to_owned(),
+                subscription,
+            })
+            .collect();
+        if ops.is_empty() {
+            return 0;
+        }
+        self.submit_all(ops)
+    }
+
+    /// A session left the store with its queue, inbound ids and subscriptions.
     pub fn session_forgotten(&self, client_id: &str) -> u64 {
         self.submit([Op::DeleteSession {
             client_id: client_id.to_owned(),
@@ -323,6 +363,13 @@ pub(crate) mod testing {
             Op::InboundAdd { packet_id, .. } => format!("InboundAdd {}", packet_id.get()),
             Op::InboundRemove { packet_id, .. } => format!("InboundRemove {}", packet_id.get()),
             Op::Retain { topic, message } => format!("Retain {topic} {}", message.is_some()),
+            Op::PutSubscription {
+                client_id,
+                subscription,
+            } => format!("PutSubscription {client_id} {}", subscription.filter),
+            Op::DeleteSubscription { client_id, filter } => {
+                format!("DeleteSubscription {client_id} {filter}")
+            }
         }
     }
 

@@ -18,6 +18,10 @@ pub(crate) trait RetainedStore: Send + Sync {
     fn matching(&self, filter: &TopicFilter, now: Instant) -> Vec<Arc<Message>>;
     /// Number of stored messages.
     fn len(&self) -> usize;
+    /// Bytes (topic and payload, [`Message::size`]) of all stored messages.
+    fn bytes(&self) -> usize;
+    /// The size of the message stored for `topic`, if any.
+    fn size_of(&self, topic: &TopicName) -> Option<usize>;
 }
 
 /// Retained messages in a trie of topic levels: a wildcard subscription walks only the branches
@@ -27,6 +31,7 @@ pub(crate) trait RetainedStore: Send + Sync {
 pub(crate) struct MemoryRetained {
     root: RwLock<Node>,
     count: AtomicUsize,
+    bytes: AtomicUsize,
 }
 
 #[derive(Debug, Default)]
@@ -60,8 +65,14 @@ impl MemoryRetained {
         for level in topic.as_str().split('/') {
             node = node.children.entry(level.into()).or_default();
         }
-        if node.message.replace(message).is_none() {
-            self.count.fetch_add(1, Ordering::Relaxed);
+        self.bytes.fetch_add(message.size(), Ordering::Relaxed);
+        match node.message.replace(message) {
+            Some(old) => {
+                self.bytes.fetch_sub(old.size(), Ordering::Relaxed);
+            }
+            None => {
+                self.count.fetch_add(1, Ordering::Relaxed);
+            }
         }
     }
 
@@ -80,10 +91,11 @@ impl MemoryRetained {
                 None => return,
             }
         }
-        if node.message.is_none() {
+        let Some(old) = &node.message else {
             return;
-        }
+        };
         self.count.fetch_sub(1, Ordering::Relaxed);
+        self.bytes.fetch_sub(old.size(), Ordering::Relaxed);
         if !node.children.is_empty() {
             let mut node = &mut *root;
             for level in &levels {
@@ -168,6 +180,19 @@ impl RetainedStore for MemoryRetained {
 
     fn len(&self) -> usize {
         self.count.load(Ordering::Relaxed)
+    }
+
+    fn bytes(&self) -> usize {
+        self.bytes.load(Ordering::Relaxed)
+    }
+
+    fn size_of(&self, topic: &TopicName) -> Option<usize> {
+        let root = self.read();
+        let mut node = &*root;
+        for level in topic.as_str().split('/') {
+            node = node.children.get(level)?;
+        }
+        node.message.as_ref().map(|m| m.size())
     }
 }
 

@@ -56,6 +56,7 @@ pub(crate) fn publish(shared: &Shared) {
             continue;
         };
         let message = Message::new(topic, Bytes::from(value), QoS::AtMostOnce, true);
-        shared.publish(&Arc::new(message));
+        // `$SYS` topics are not counted against the retained quota: this cannot be refused.
+        let _ = shared.publish(&Arc::new(message));
     }
 }

@@ -9,7 +9,7 @@ use tracing::{debug, error, warn};
 use crate::fast_hash::FastMap;
 use crate::format;
 use crate::record::{MessageRecord, Op};
-use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
+use crate::tables::{INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS, SUBSCRIPTIONS};
 
 /// The batch being collected. Ops are coalesced as they arrive: an `Enqueue` and a later
 /// `Dequeue` of the same entry cancel each other, an `UpdateEntry` after the `Enqueue` of its
@@ -230,6 +230,7 @@ impl Batch {
             sessions: txn.open_table(SESSIONS)?,
             queue: txn.open_table(QUEUE)?,
             inbound: txn.open_table(INBOUND)?,
+            subscriptions: txn.open_table(SUBSCRIPTIONS)?,
             retained: txn.open_table(RETAINED)?,
             base: refcounts,
             changed: FastMap::default(),
@@ -255,6 +256,7 @@ struct Apply<'t, 'r> {
     sessions: Table<'t, &'static str, &'static [u8]>,
     queue: Table<'t, (&'static str, u64), &'static [u8]>,
     inbound: Table<'t, (&'static str, u16), ()>,
+    subscriptions: Table<'t, (&'static str, &'static str), &'static [u8]>,
     retained: Table<'t, &'static str, &'static [u8]>,
     base: &'r FastMap<u64, u32>,
     changed: FastMap<u64, u32>,
@@ -358,6 +360,20 @@ impl Apply<'_, '_> {
             } => {
                 self.inbound.remove((&**client_id, packet_id.get()))?;
             }
+            Op::PutSubscription {
+                client_id,
+                subscription,
+            } => {
+                let value = format::encode_subscription(subscription);
+                let filter = subscription.filter.as_str();
+                self.count(client_id.len() + filter.len(), &value);
+                self.subscriptions
+                    .insert((client_id.as_str(), filter), value.as_slice())?;
+            }
+            Op::DeleteSubscription { client_id, filter } => {
+                self.subscriptions
+                    .remove((client_id.as_str(), filter.as_str()))?;
+            }
             Op::Retain {
                 topic,
                 message: Some(message),
@@ -431,6 +447,19 @@ impl Apply<'_, '_> {
         }
         self.inbound
             .retain_in((client_id, 0)..=(client_id, u16::MAX), |_, _| false)?;
+        // Every filter of the client: from the empty one to the first key of the next client id.
+        let mut gone = Vec::new();
+        for row in self.subscriptions.range((client_id, "")..)? {
+            let (key, _) = row?;
+            let (owner, filter) = key.value();
+            if owner != client_id {
+                break;
+            }
+            gone.push(filter.to_owned());
+        }
+        for filter in &gone {
+            self.subscriptions.remove((client_id, filter.as_str()))?;
+        }
         Ok(())
     }
 }

@@ -461,6 +461,34 @@ pub(crate) fn decode_session(client_id: &str, buf: &[u8]) -> Result<SessionRecor
     })
 }
 
+/// Encodes a subscription row (the client id and filter are its key): version, options byte,
+/// subscription identifier (`u32`, 0 for none).
+pub(crate) fn encode_subscription(s: &SubscriptionRecord) -> Vec<u8> {
+    let mut w = Writer::new();
+    w.u8(options_byte(s.options));
+    w.u32(s.id.map_or(0, SubscriptionId::get));
+    w.0
+}
+
+/// Decodes a subscription row stored under `filter`.
+pub(crate) fn decode_subscription(
+    filter: &str,
+    buf: &[u8],
+) -> Result<SubscriptionRecord, FormatError> {
+    let mut r = Reader::new(buf)?;
+    let options = read_options(r.u8()?)?;
+    let id = match r.u32()? {
+        0 => None,
+        v => Some(SubscriptionId::new(v).ok_or(FormatError::Invalid("subscription identifier"))?),
+    };
+    r.finish()?;
+    Ok(SubscriptionRecord {
+        filter: TopicFilter::try_from(filter).map_err(|e| FormatError::Codec("topic filter", e))?,
+        options,
+        id,
+    })
+}
+
 /// Encodes a queue entry row.
 pub(crate) fn encode_entry(e: &QueueEntry) -> Vec<u8> {
     let mut w = Writer::new();

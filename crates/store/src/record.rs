@@ -203,6 +203,22 @@ pub enum Op {
         /// The packet id.
         packet_id: PacketId,
     },
+    /// Adds or replaces one subscription of a session (by its filter). A session's
+    /// subscriptions are rows of their own, so a SUBSCRIBE writes what it changes, not the whole
+    /// list.
+    PutSubscription {
+        /// The session's client id.
+        client_id: String,
+        /// The subscription.
+        subscription: SubscriptionRecord,
+    },
+    /// Removes one subscription of a session.
+    DeleteSubscription {
+        /// The session's client id.
+        client_id: String,
+        /// The filter, with any `$share/{group}/` prefix.
+        filter: String,
+    },
     /// Sets (`Some`) or clears (`None`) the retained message of a topic.
     Retain {
         /// The topic.
@@ -232,4 +248,8 @@ pub struct RecoveredSession {
     pub queue: Vec<(u64, QueueEntry, Arc<MessageRecord>)>,
     /// Inbound QoS 2 packet ids awaiting PUBREL, ascending.
     pub inbound_qos2: Vec<PacketId>,
+    /// The subscriptions stored as rows of their own ([`Op::PutSubscription`]), by filter.
+    /// Those inside [`SessionRecord::subscriptions`] (how format 1 kept them, or a session
+    /// written with them) come on top.
+    pub subscriptions: Vec<SubscriptionRecord>,
 }

@@ -1,4 +1,5 @@
-//! Start-up: read everything back, drop what expired or lost its owner, and rebuild the
+//! Start-up: read everything back, drop what expired or lost its owner (queue entries, inbound
+//! ids and subscriptions of no session), and rebuild the
 //! message reference counts, in one write transaction.
 
 use std::collections::BTreeMap;
@@ -14,7 +15,7 @@ use crate::error::StoreError;
 use crate::fast_hash::FastMap;
 use crate::format::{self, FormatError};
 use crate::record::{EntryState, MessageRecord, Recovered, RecoveredSession};
-use crate::tables::{self, INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS};
+use crate::tables::{self, INBOUND, MESSAGES, QUEUE, RETAINED, SESSIONS, SUBSCRIPTIONS};
 
 /// What the writer needs besides the records.
 pub(crate) struct State {
@@ -34,6 +35,7 @@ struct Dropped {
     messages: usize,
     retained: usize,
     inbound: usize,
+    subscriptions: usize,
 }
 
 /// Reads the store, removing expired sessions (with their entries and inbound ids), entries of
@@ -75,6 +77,7 @@ pub(crate) fn recover(db: &Database, path: &Path, now: SystemTime) -> Result<Sta
                         record,
                         queue: Vec::new(),
                         inbound_qos2: Vec::new(),
+                        subscriptions: Vec::new(),
                     },
                 );
             }
@@ -167,6 +170,30 @@ pub(crate) fn recover(db: &Database, path: &Path, now: SystemTime) -> Result<Sta
         dropped.inbound = gone.len();
     }
     {
+        let mut table = txn
+            .open_table(SUBSCRIPTIONS)
+            .map_err(open_err("subscriptions"))?;
+        let mut gone = Vec::new();
+        for row in table.iter().map_err(|e| storage(e.into()))? {
+            let (key, value) = row.map_err(|e| storage(e.into()))?;
+            let (client_id, filter) = key.value();
+            match sessions.get_mut(client_id) {
+                Some(session) => session.subscriptions.push(
+                    format::decode_subscription(filter, value.value()).map_err(|e| {
+                        corrupt("subscriptions", format!("({client_id:?}, {filter:?})"), e)
+                    })?,
+                ),
+                None => gone.push((client_id.to_owned(), filter.to_owned())),
+            }
+        }
+        for (client_id, filter) in &gone {
+            table
+                .remove((client_id.as_str(), filter.as_str()))
+                .map_err(|e| storage(e.into()))?;
+        }
+        dropped.subscriptions = gone.len();
+    }
+    {
         let mut table = txn.open_table(RETAINED).map_err(open_err("retained"))?;
         let mut expired = Vec::new();
         for row in table.iter().map_err(|e| storage(e.into()))? {
@@ -194,14 +221,16 @@ pub(crate) fn recover(db: &Database, path: &Path, now: SystemTime) -> Result<Sta
         messages,
         retained: r,
         inbound,
+        subscriptions,
     } = dropped;
-    if s + entries + messages + r + inbound > 0 {
+    if s + entries + messages + r + inbound + subscriptions > 0 {
         info!(
             sessions = s,
             queue_entries = entries,
             messages,
             retained = r,
             inbound_ids = inbound,
+            subscriptions,
             "store: dropped expired or orphaned records at start-up"
         );
     }

@@ -24,6 +24,9 @@ pub(crate) const SESSIONS: TableDefinition<&str, &[u8]> = TableDefinition::new("
 pub(crate) const QUEUE: TableDefinition<(&str, u64), &[u8]> = TableDefinition::new("queue");
 /// (client id, packet id) -> (): inbound QoS 2 ids awaiting PUBREL.
 pub(crate) const INBOUND: TableDefinition<(&str, u16), ()> = TableDefinition::new("inbound");
+/// (client id, filter) -> subscription options and identifier ([`crate::format`]).
+pub(crate) const SUBSCRIPTIONS: TableDefinition<(&str, &str), &[u8]> =
+    TableDefinition::new("subscriptions");
 /// Topic -> retained message.
 pub(crate) const RETAINED: TableDefinition<&str, &[u8]> = TableDefinition::new("retained");
 
@@ -35,8 +38,12 @@ const CACHE_SIZE: usize = 64 << 20;
 const MAGIC: &[u8] = b"harper-mqtt store";
 /// The key of the format record in [`META`].
 const FORMAT_KEY: &str = "format";
-/// The layout of tables and keys; values carry their own version byte.
-const FORMAT_VERSION: u16 = 1;
+/// The layout of tables and keys; values carry their own version byte. Format 2 added the
+/// `subscriptions` table; a format 1 file is upgraded when opened (its sessions keep their
+/// subscriptions inline, which recovery reads as before).
+const FORMAT_VERSION: u16 = 2;
+/// Formats this build opens and upgrades.
+const UPGRADABLE: &[u16] = &[1];
 
 /// Opens or creates the database file. redb checks its own header and checksums here: a file
 /// that is not a redb database, or a truncated one, is an error.
@@ -80,8 +87,19 @@ pub(crate) fn check_format(txn: &WriteTransaction, path: &Path) -> Result<(), St
         .get(FORMAT_KEY)
         .map_err(|e| open_err(e.into()))?
         .map(|v| v.value().to_vec());
+    let upgradable = |found: &[u8]| {
+        found
+            .strip_prefix(MAGIC)
+            .and_then(|v| <[u8; 2]>::try_from(v).ok())
+            .is_some_and(|v| UPGRADABLE.contains(&u16::from_be_bytes(v)))
+    };
     match found {
         Some(found) if found == expected => Ok(()),
+        Some(found) if upgradable(&found) => {
+            meta.insert(FORMAT_KEY, expected.as_slice())
+                .map_err(|e| open_err(e.into()))?;
+            Ok(())
+        }
         Some(found) => match found.strip_prefix(MAGIC) {
             Some(version) => Err(wrong(format!(
                 "format version {version:02x?}, expected {FORMAT_VERSION}"

@@ -766,3 +766,93 @@ fn default_policy_is_group_commit_of_2_ms_and_1024_ops() {
         }
     );
 }
+
+#[tokio::test]
+async fn subscriptions_are_rows_of_their_own() {
+    let dir = tempfile::tempdir().unwrap();
+    let subscription = |filter: &str| store::SubscriptionRecord {
+        filter: codec::TopicFilter::try_from(filter).unwrap(),
+        options: codec::SubscriptionOptions::with_qos(QoS::AtLeastOnce),
+        id: Some(sub_id(7)),
+    };
+    let put = |client: &str, filter: &str| Op::PutSubscription {
+        client_id: client.to_owned(),
+        subscription: subscription(filter),
+    };
+    write(
+        dir.path(),
+        vec![
+            Op::PutSession(Box::new(session("c1"))),
+            Op::PutSession(Box::new(session("c2"))),
+            put("c1", "a/#"),
+            put("c1", "b/+"),
+            put("c1", "c"),
+            put("c2", "a/#"),
+            // A subscription of no session: dropped at recovery.
+            put("nobody", "x"),
+            Op::DeleteSubscription {
+                client_id: "c1".to_owned(),
+                filter: "b/+".to_owned(),
+            },
+        ],
+    )
+    .await;
+    let (store, recovered) = open(dir.path());
+    let filters = |client: &str| -> Vec<String> {
+        let s = recovered
+            .sessions
+            .iter()
+            .find(|s| s.record.client_id == client)
+            .unwrap();
+        s.subscriptions
+            .iter()
+            .map(|s| s.filter.as_str().to_owned())
+            .collect()
+    };
+    assert_eq!(filters("c1"), ["a/#", "c"]);
+    assert_eq!(filters("c2"), ["a/#"]);
+    assert_eq!(
+        recovered.sessions[0].subscriptions[0],
+        subscription("a/#"),
+        "options and identifier round-trip"
+    );
+    // Deleting a session deletes its subscriptions, and only its own.
+    let ticket = store.submit([Op::DeleteSession {
+        client_id: "c1".to_owned(),
+    }]);
+    tokio::time::timeout(Duration::from_secs(10), store.wait(ticket))
+        .await
+        .unwrap();
+    store.close();
+    write(dir.path(), vec![Op::PutSession(Box::new(session("c1")))]).await;
+    let (_store, recovered) = open(dir.path());
+    for s in &recovered.sessions {
+        let expected = if s.record.client_id == "c2" { 1 } else { 0 };
+        assert_eq!(s.subscriptions.len(), expected, "{}", s.record.client_id);
+    }
+}
+
+#[test]
+fn a_format_1_store_is_upgraded_and_keeps_its_sessions() {
+    let dir = tempfile::tempdir().unwrap();
+    drop(Store::open(dir.path(), batch()).unwrap());
+    // Rewind the format record to 1, as a store of the previous release has it.
+    {
+        let db = redb::Database::open(dir.path().join(store::FILE_NAME)).unwrap();
+        let txn = db.begin_write().unwrap();
+        {
+            let mut meta = txn
+                .open_table(redb::TableDefinition::<&str, &[u8]>::new("meta"))
+                .unwrap();
+            let mut v1 = b"harper-mqtt store".to_vec();
+            v1.extend_from_slice(&1u16.to_be_bytes());
+            meta.insert("format", v1.as_slice()).unwrap();
+        }
+        txn.commit().unwrap();
+    }
+    let (store, _) = Store::open(dir.path(), batch()).unwrap();
+    store.close();
+    drop(store);
+    // Reopened after the upgrade: still ours.
+    assert!(Store::open(dir.path(), batch()).is_ok());
+}

@@ -7,10 +7,11 @@ use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use codec::{Packet, PubAck, PubComp, PubRec, PubRel, Publish, QosPid, ReasonCode, TopicName};
-use tracing::info;
+use tracing::{debug, info};
 
 use super::Connection;
 use super::violation::Violation;
+use crate::broker::QuotaExceeded;
 use crate::escape::{Escaped, User};
 use crate::lifecycle::publish_action;
 use crate::message::Message;
@@ -100,17 +101,21 @@ impl Connection {
 
         match p.qos {
             QosPid::AtMostOnce => {
-                if accepted {
-                    self.accept_publish(p);
+                if accepted && self.accept_publish(p).is_err() {
+                    debug!("retained QoS 0 message over the retained quota; dropped");
                 }
             }
             QosPid::AtLeastOnce(id) => {
                 let mut ticket = 0;
                 if accepted {
-                    let (delivered, t) = self.accept_publish(p);
-                    ticket = t;
-                    if delivered == 0 && v5 {
-                        reason = ReasonCode::NoMatchingSubscribers;
+                    match self.accept_publish(p) {
+                        Ok((delivered, t)) => {
+                            ticket = t;
+                            if delivered == 0 && v5 {
+                                reason = ReasonCode::NoMatchingSubscribers;
+                            }
+                        }
+                        Err(QuotaExceeded) => reason = ReasonCode::QuotaExceeded,
                     }
                 }
                 let mut ack = PubAck::new(id);
@@ -135,12 +140,20 @@ impl Connection {
                 };
                 // [MQTT-4.3.3-9]: a repeated PUBLISH before PUBREL is not delivered again.
                 if matches!(inbound, Ok(InboundQos2::New { .. })) && accepted {
-                    let (delivered, t) = self.accept_publish(p);
-                    ticket = ticket.max(t);
-                    if delivered == 0 && v5 {
-                        reason = ReasonCode::NoMatchingSubscribers;
+                    match self.accept_publish(p) {
+                        Ok((delivered, t)) => {
+                            ticket = ticket.max(t);
+                            if delivered == 0 && v5 {
+                                reason = ReasonCode::NoMatchingSubscribers;
+                            }
+                            self.session.lock().inbound_routed(id, ticket);
+                        }
+                        Err(QuotaExceeded) => {
+                            // Not taken: the id is not kept either, so the client may retry.
+                            reason = ReasonCode::QuotaExceeded;
+                            self.session.lock().inbound_release(id, self.owner());
+                        }
                     }
-                    self.session.lock().inbound_routed(id, ticket);
                 }
                 let mut rec = PubRec::new(id);
                 if v5 {
@@ -153,18 +166,20 @@ impl Connection {
     }
 
     /// Stores (if retained) and routes an accepted PUBLISH; returns how many sessions got it and
-    /// the ticket of what that put in the durable store.
-    fn accept_publish(&mut self, p: Publish) -> (usize, u64) {
+    /// the ticket of what that put in the durable store, or that the retained quota refused it.
+    fn accept_publish(&mut self, p: Publish) -> Result<(usize, u64), QuotaExceeded> {
         let message = Message::new(p.topic, p.payload, p.qos.qos(), p.retain)
             .with_properties(p.properties)
             .published_by(self.session.id);
-        let routed = self.shared.publish(&Arc::new(message));
+        let Ok(routed) = self.shared.publish(&Arc::new(message)) else {
+            return Err(QuotaExceeded);
+        };
         if let Some(session) = routed.congested
             && !Arc::ptr_eq(&session, &self.session)
         {
             self.congested = Some(session);
         }
-        (routed.delivered, routed.ticket)
+        Ok((routed.delivered, routed.ticket))
     }
 
     /// PUBREL: the inbound QoS 2 id is released; PUBCOMP once that is durable (0x92 for an id

@@ -13,7 +13,6 @@ use super::Connection;
 use super::MAX_TOPIC_LEVELS;
 use super::publish::too_many_levels;
 use crate::escape::{Escaped, User};
-use crate::lifecycle::will_record;
 use crate::message::Delivery;
 use crate::session::Subscription;
 
@@ -23,6 +22,8 @@ impl Connection {
         let mut reasons = Vec::with_capacity(s.filters.len());
         let mut retained = Vec::new();
         let mut added = Vec::new();
+        // What the SUBACK waits for: the new subscriptions of a persistent session on disk.
+        let mut ticket = 0;
         for (filter, options) in s.filters {
             if too_many_levels(filter.filter()) {
                 info!(filter = %Escaped(filter.filter()), "topic filter has more than {MAX_TOPIC_LEVELS} levels");
@@ -49,7 +50,27 @@ impl Connection {
                 options,
                 id: sub_id,
             };
-            let existed = self.session.lock().subscribe(subscription.clone());
+            let quota = self.shared.options().max_subscriptions_per_client;
+            let added_now = {
+                let mut state = self.session.lock();
+                let over = quota.is_some_and(|max| {
+                    !state.is_subscribed(filter.as_str())
+                        && state.subscription_count() >= max.get() as usize
+                });
+                (!over).then(|| {
+                    let existed = state.subscribe(subscription.clone());
+                    (
+                        existed,
+                        state.store_subscription(self.owner(), &subscription),
+                    )
+                })
+            };
+            let Some((existed, stored)) = added_now else {
+                info!(filter = %Escaped(filter.as_str()), "subscriptions per client at their limit; refused");
+                reasons.push(ReasonCode::QuotaExceeded);
+                continue;
+            };
+            ticket = ticket.max(stored);
             added.push(subscription);
             reasons.push(match options.qos {
                 QoS::AtMostOnce => ReasonCode::GRANTED_QOS_0,
@@ -69,7 +90,6 @@ impl Connection {
         }
         self.shared
             .index_subscriptions(&self.session, &added, &self.identity);
-        let ticket = self.store_session();
         self.send_when(
             ticket,
             Packet::SubAck(SubAck {
@@ -101,10 +121,12 @@ impl Connection {
     pub(super) fn on_unsubscribe(&mut self, u: Unsubscribe) {
         let mut reasons = Vec::with_capacity(u.filters.len());
         let mut removed = Vec::new();
+        let mut ticket = 0;
         {
             let mut state = self.session.lock();
             for filter in &u.filters {
                 if state.unsubscribe(filter.as_str()) {
+                    ticket = ticket.max(state.forget_subscription(self.owner(), filter.as_str()));
                     removed.push(filter);
                     reasons.push(ReasonCode::Success);
                 } else {
@@ -113,7 +135,6 @@ impl Connection {
             }
         }
         self.shared.unindex(&self.session, removed);
-        let ticket = self.store_session();
         self.send_when(
             ticket,
             Packet::UnsubAck(UnsubAck {
@@ -126,17 +147,5 @@ impl Connection {
                 },
             }),
         );
-    }
-
-    /// Writes the session's current record to the store (persistent sessions only); the ticket
-    /// to wait for.
-    fn store_session(&self) -> u64 {
-        if !self.shared.persist().is_on() {
-            return 0;
-        }
-        let will = self.will.as_deref().map(will_record);
-        self.session
-            .lock()
-            .store_record(self.owner(), None, will, self.session.owner.as_deref())
     }
 }

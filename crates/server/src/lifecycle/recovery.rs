@@ -45,9 +45,17 @@ pub(crate) fn restore(shared: &Shared, recovered: store::Recovered) -> Vec<Offli
             record.expiry.into(),
             identity.user.clone(),
         );
-        let subscriptions: Vec<Subscription> = record
-            .subscriptions
+        // Format 1 kept subscriptions inside the session record: they move to rows of their
+        // own (the record is rewritten without them below).
+        let inline = std::mem::take(&mut record.subscriptions);
+        if !inline.is_empty() {
+            shared
+                .persist()
+                .subscriptions_stored(&record.client_id, inline.iter().cloned());
+        }
+        let subscriptions: Vec<Subscription> = inline
             .iter()
+            .chain(&recovered.subscriptions)
             .map(|s| Subscription {
                 filter: s.filter.clone(),
                 options: s.options,
@@ -96,10 +104,11 @@ pub(crate) fn restore(shared: &Shared, recovered: store::Recovered) -> Vec<Offli
                 .map(|end| end.duration_since(now).unwrap_or(Duration::ZERO)),
         };
         let will = record.will.take();
-        if record.disconnected_at.is_none() {
-            // Connected when the broker stopped: disconnected from now on.
+        if record.disconnected_at.is_none() || !inline.is_empty() {
+            // Connected when the broker stopped: disconnected from now on (and a format-1
+            // record is written again without its subscriptions).
             let mut record = record.clone();
-            record.disconnected_at = Some(now);
+            record.disconnected_at = Some(disconnected_at);
             record.will.clone_from(&will);
             rewrite.push(record);
         }

@@ -54,7 +54,9 @@ pub(crate) fn publish_will(
         return;
     }
     debug!(topic = %Escaped(message.topic.as_str()), "publishing will");
-    shared.publish(message);
+    if shared.publish(message).is_err() {
+        debug!(topic = %Escaped(message.topic.as_str()), "retained will over the retained quota; dropped");
+    }
 }
 
 /// Harper's verb for a PUBLISH: a retained empty payload deletes, other retained messages

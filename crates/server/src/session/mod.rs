@@ -206,21 +206,24 @@ impl Session {
             .unwrap_or_else(|poisoned| poisoned.into_inner())
     }
 
-    /// Adds a delivery to the queue under the limit of `max_queued` (see
-    /// `BrokerOptions::max_queued_messages` for the policy) and wakes the connection. A QoS 1/2
+    /// Adds a delivery to the queue under `limits` (see `BrokerOptions::max_queued_messages`
+    /// for the policy, which applies at either limit) and wakes the connection. A QoS 1/2
     /// delivery to a persistent session is also stored; the ticket of that change is returned
     /// (0 when nothing was stored).
     pub fn enqueue(
         &self,
         mut delivery: Delivery,
-        max_queued: usize,
+        limits: QueueLimits,
         persist: &Persist,
     ) -> (Enqueued, u64) {
         let mut state = self.lock();
         if delivery.qos == QoS::AtMostOnce && !state.is_connected() {
             return (Enqueued::Offline, 0);
         }
-        if state.queue.len() >= max_queued {
+        let size = delivery.message.size();
+        while state.queue.len() >= limits.messages
+            || state.queued_bytes.saturating_add(size) > limits.bytes
+        {
             let evicted = if delivery.qos > QoS::AtMostOnce {
                 state.queue.iter().position(|d| d.qos == QoS::AtMostOnce)
             } else {
@@ -228,7 +231,8 @@ impl Session {
             };
             match evicted {
                 Some(i) => {
-                    state.queue.remove(i);
+                    state.remove_queued(i);
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
                 }
                 None => {
                     // A full queue no longer slows its publishers: a client this far behind,
@@ -239,7 +243,6 @@ impl Session {
                     return (Enqueued::Dropped, 0);
                 }
             }
-            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
         let mut ticket = 0;
         if delivery.qos > QoS::AtMostOnce && state.stored {
@@ -250,9 +253,9 @@ impl Session {
             ticket = persist.entry_queued(&self.client_id, &delivery);
         }
         let was_empty = state.queue.is_empty();
-        state.queue.push_back(delivery);
+        state.push_queued(delivery);
         let connected = state.is_connected();
-        let congested = connected && state.queue.len() >= high_water(max_queued);
+        let congested = connected && state.queue.len() >= high_water(limits.messages);
         if congested {
             state.congested = true;
         }
@@ -261,6 +264,26 @@ impl Session {
             self.wake.notify();
         }
         (Enqueued::Queued { congested }, ticket)
+    }
+}
+
+/// What a session's queue holds at most (see [`Session::enqueue`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct QueueLimits {
+    /// Messages.
+    pub messages: usize,
+    /// Bytes of topic and payload ([`Message::size`](crate::message::Message::size)).
+    pub bytes: usize,
+}
+
+impl QueueLimits {
+    /// `messages` messages, bytes unlimited.
+    #[cfg(test)]
+    pub const fn messages(messages: usize) -> Self {
+        Self {
+            messages,
+            bytes: usize::MAX,
+        }
     }
 }
 

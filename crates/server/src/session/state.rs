@@ -35,8 +35,11 @@ pub(crate) struct SessionState {
     evict: Option<oneshot::Sender<Eviction>>,
     expiry: Expiry,
     subscriptions: HashMap<Box<str>, Subscription>,
-    /// Waiting to be sent, oldest first.
+    /// Waiting to be sent, oldest first. Changed only through `push_queued`, `pop_queued` and
+    /// `remove_queued`, which keep `queued_bytes`.
     pub(super) queue: VecDeque<Delivery>,
+    /// Bytes of topic and payload in `queue`.
+    pub(super) queued_bytes: usize,
     /// Sent and not yet acknowledged, oldest first.
     outbound: VecDeque<Outbound>,
     pub(super) next_packet_id: u16,
@@ -59,6 +62,7 @@ impl SessionState {
             expiry,
             subscriptions: HashMap::new(),
             queue: VecDeque::new(),
+            queued_bytes: 0,
             outbound: VecDeque::new(),
             next_packet_id: 0,
             inbound_qos2: HashMap::new(),
@@ -149,6 +153,15 @@ impl SessionState {
         self.subscriptions.remove(filter).is_some()
     }
 
+    /// Whether the session holds a subscription to `filter`.
+    pub fn is_subscribed(&self, filter: &str) -> bool {
+        self.subscriptions.contains_key(filter)
+    }
+
+    pub fn subscription_count(&self) -> usize {
+        self.subscriptions.len()
+    }
+
     pub fn subscriptions(&self) -> impl Iterator<Item = &Subscription> {
         self.subscriptions.values()
     }
@@ -171,7 +184,38 @@ impl SessionState {
         self.stored && self.generation == generation
     }
 
-    /// The stored form of the session, or `None` for one that is not persistent.
+    /// The stored form of a subscription.
+    fn subscription_record(s: &Subscription) -> SubscriptionRecord {
+        SubscriptionRecord {
+            filter: s.filter.clone(),
+            options: s.options,
+            id: s.id,
+        }
+    }
+
+    /// Stores a subscription just added to the session (persistent sessions owned by
+    /// `owner.generation` only); the ticket the SUBACK waits for.
+    pub fn store_subscription(&self, owner: Owner<'_>, s: &Subscription) -> u64 {
+        if !self.owns_stored(owner.generation) {
+            return 0;
+        }
+        owner
+            .persist
+            .subscription_stored(owner.client_id, Self::subscription_record(s))
+    }
+
+    /// Removes a subscription just dropped from the store; the ticket the UNSUBACK waits for.
+    pub fn forget_subscription(&self, owner: Owner<'_>, filter: &str) -> u64 {
+        if !self.owns_stored(owner.generation) {
+            return 0;
+        }
+        owner
+            .persist
+            .subscription_forgotten(owner.client_id, filter)
+    }
+
+    /// The stored form of the session, or `None` for one that is not persistent. Its
+    /// subscriptions are stored as rows of their own (see [`SessionState::store_subscription`]).
     pub fn record(
         &self,
         client_id: &str,
@@ -180,21 +224,11 @@ impl SessionState {
         username: Option<&str>,
     ) -> Option<SessionRecord> {
         let expiry = self.expiry.stored()?;
-        let mut subscriptions: Vec<SubscriptionRecord> = self
-            .subscriptions
-            .values()
-            .map(|s| SubscriptionRecord {
-                filter: s.filter.clone(),
-                options: s.options,
-                id: s.id,
-            })
-            .collect();
-        subscriptions.sort_by(|a, b| a.filter.filter().cmp(b.filter.filter()));
         Some(SessionRecord {
             client_id: client_id.to_owned(),
             expiry,
             disconnected_at,
-            subscriptions,
+            subscriptions: Vec::new(),
             will,
             username: username.map(str::to_owned),
         })
@@ -221,6 +255,7 @@ impl SessionState {
                     outbound,
                     next_seq,
                     inbound_qos2,
+                    subscriptions,
                     ..
                 } = self;
                 let queued = queue.iter_mut().filter(|d| d.qos > QoS::AtMostOnce);
@@ -238,6 +273,7 @@ impl SessionState {
                 owner.persist.session_adopted(
                     record,
                     owner.client_id,
+                    subscriptions.values().map(Self::subscription_record),
                     queued.chain(in_flight),
                     inbound_qos2.keys().copied(),
                 )
@@ -283,6 +319,23 @@ impl SessionState {
 
     // --- Outbound QoS 1/2 ---------------------------------------------------------------------
 
+    pub(super) fn push_queued(&mut self, delivery: Delivery) {
+        self.queued_bytes += delivery.message.size();
+        self.queue.push_back(delivery);
+    }
+
+    fn pop_queued(&mut self) -> Option<Delivery> {
+        let delivery = self.queue.pop_front()?;
+        self.queued_bytes -= delivery.message.size();
+        Some(delivery)
+    }
+
+    pub(super) fn remove_queued(&mut self, i: usize) -> Option<Delivery> {
+        let delivery = self.queue.remove(i)?;
+        self.queued_bytes -= delivery.message.size();
+        Some(delivery)
+    }
+
     /// Whether anything waits in the queue.
     pub fn has_queued(&self) -> bool {
         !self.queue.is_empty()
@@ -307,7 +360,7 @@ impl SessionState {
             if front.qos != QoS::AtMostOnce && self.outbound.len() >= window {
                 return None;
             }
-            let delivery = self.queue.pop_front()?;
+            let delivery = self.pop_queued()?;
             if delivery.message.is_expired(now) {
                 self.dequeued(delivery.seq, owner);
                 continue;
@@ -537,7 +590,7 @@ impl SessionState {
                     delivery,
                     state,
                 }),
-                None => self.queue.push_back(delivery),
+                None => self.push_queued(delivery),
             }
         }
         self.inbound_qos2

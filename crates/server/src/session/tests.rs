@@ -54,7 +54,7 @@ static NO_STORE: Persist = Persist::none();
 
 /// Queues one message of `qos` (no store) and sends it under packet id 1.
 fn one_in_flight(session: &Session, qos: QoS) -> MutexGuard<'_, SessionState> {
-    session.enqueue(delivery(qos), 100, &NO_STORE);
+    session.enqueue(delivery(qos), QueueLimits::messages(100), &NO_STORE);
     let mut state = session.lock();
     let owner = owner(session, &NO_STORE);
     let (d, id) = state.next_to_send(10, Instant::now(), owner).unwrap();
@@ -66,8 +66,16 @@ fn one_in_flight(session: &Session, qos: QoS) -> MutexGuard<'_, SessionState> {
 #[test]
 fn qos1_goes_in_flight_within_the_window_until_puback() {
     let (session, _rx) = connected(Expiry::OnClose);
-    session.enqueue(delivery(QoS::AtLeastOnce), 100, &NO_STORE);
-    session.enqueue(delivery(QoS::AtLeastOnce), 100, &NO_STORE);
+    session.enqueue(
+        delivery(QoS::AtLeastOnce),
+        QueueLimits::messages(100),
+        &NO_STORE,
+    );
+    session.enqueue(
+        delivery(QoS::AtLeastOnce),
+        QueueLimits::messages(100),
+        &NO_STORE,
+    );
     let mut state = session.lock();
     let owner = owner(&session, &NO_STORE);
     let now = Instant::now();
@@ -129,7 +137,11 @@ fn a_failure_pubrec_ends_the_flow() {
 fn packet_ids_skip_zero_and_those_in_flight() {
     let (session, _rx) = connected(Expiry::OnClose);
     for _ in 0..3 {
-        session.enqueue(delivery(QoS::AtLeastOnce), 100, &NO_STORE);
+        session.enqueue(
+            delivery(QoS::AtLeastOnce),
+            QueueLimits::messages(100),
+            &NO_STORE,
+        );
     }
     let mut state = session.lock();
     let owner = owner(&session, &NO_STORE);
@@ -146,8 +158,16 @@ fn packet_ids_skip_zero_and_those_in_flight() {
 #[test]
 fn qos0_goes_out_without_an_id_past_a_full_window() {
     let (session, _rx) = connected(Expiry::OnClose);
-    session.enqueue(delivery(QoS::AtLeastOnce), 100, &NO_STORE);
-    session.enqueue(delivery(QoS::AtMostOnce), 100, &NO_STORE);
+    session.enqueue(
+        delivery(QoS::AtLeastOnce),
+        QueueLimits::messages(100),
+        &NO_STORE,
+    );
+    session.enqueue(
+        delivery(QoS::AtMostOnce),
+        QueueLimits::messages(100),
+        &NO_STORE,
+    );
     let mut state = session.lock();
     let owner = owner(&session, &NO_STORE);
     let (d, id) = state.next_to_send(1, Instant::now(), owner).unwrap();
@@ -205,8 +225,12 @@ fn expired_messages_are_dropped_when_their_turn_comes() {
     let mut message = message;
     message.expires_at = Some(Instant::now());
     expiring.message = Arc::new(message);
-    session.enqueue(expiring, 100, &NO_STORE);
-    session.enqueue(delivery(QoS::AtMostOnce), 100, &NO_STORE);
+    session.enqueue(expiring, QueueLimits::messages(100), &NO_STORE);
+    session.enqueue(
+        delivery(QoS::AtMostOnce),
+        QueueLimits::messages(100),
+        &NO_STORE,
+    );
     let mut state = session.lock();
     let later = Instant::now() + Duration::from_millis(1);
     let (d, id) = state
@@ -228,9 +252,21 @@ fn a_stored_session_tells_the_store_each_step() {
     assert!(ticket > 0);
     assert_eq!(ops.take(), ["PutSession c1"]);
 
-    session.enqueue(delivery(QoS::AtLeastOnce), 100, &persist);
-    session.enqueue(delivery(QoS::ExactlyOnce), 100, &persist);
-    session.enqueue(delivery(QoS::AtMostOnce), 100, &persist);
+    session.enqueue(
+        delivery(QoS::AtLeastOnce),
+        QueueLimits::messages(100),
+        &persist,
+    );
+    session.enqueue(
+        delivery(QoS::ExactlyOnce),
+        QueueLimits::messages(100),
+        &persist,
+    );
+    session.enqueue(
+        delivery(QoS::AtMostOnce),
+        QueueLimits::messages(100),
+        &persist,
+    );
     assert_eq!(
         ops.take(),
         [
@@ -289,7 +325,11 @@ fn a_taken_over_connection_changes_nothing_stored() {
     let (session, _rx) = connected(Expiry::Never);
     let old = owner(&session, &persist);
     session.lock().store_attached(old, None, None);
-    session.enqueue(delivery(QoS::AtLeastOnce), 100, &persist);
+    session.enqueue(
+        delivery(QoS::AtLeastOnce),
+        QueueLimits::messages(100),
+        &persist,
+    );
     let (tx, _rx2) = oneshot::channel();
     let mut state = session.lock();
     assert_eq!(state.attach(tx, Expiry::Never), 2);
@@ -311,9 +351,21 @@ fn a_taken_over_connection_changes_nothing_stored() {
 fn a_session_that_becomes_persistent_stores_what_it_holds() {
     let (ops, persist) = recorder();
     let (session, _rx) = connected(Expiry::OnClose);
-    session.enqueue(delivery(QoS::AtLeastOnce), 100, &persist);
-    session.enqueue(delivery(QoS::AtMostOnce), 100, &persist);
-    session.enqueue(delivery(QoS::ExactlyOnce), 100, &persist);
+    session.enqueue(
+        delivery(QoS::AtLeastOnce),
+        QueueLimits::messages(100),
+        &persist,
+    );
+    session.enqueue(
+        delivery(QoS::AtMostOnce),
+        QueueLimits::messages(100),
+        &persist,
+    );
+    session.enqueue(
+        delivery(QoS::ExactlyOnce),
+        QueueLimits::messages(100),
+        &persist,
+    );
     let mut state = session.lock();
     let owner = owner(&session, &persist);
     let (d, id) = state.next_to_send(10, Instant::now(), owner).unwrap();
@@ -348,17 +400,39 @@ fn a_session_that_becomes_persistent_stores_what_it_holds() {
 fn a_full_queue_drops_qos0_first_and_counts_every_drop() {
     let (session, _rx) = connected(Expiry::OnClose);
     assert_eq!(
-        session.enqueue(delivery(QoS::AtMostOnce), 2, &NO_STORE).0,
+        session
+            .enqueue(
+                delivery(QoS::AtMostOnce),
+                QueueLimits::messages(2),
+                &NO_STORE
+            )
+            .0,
         Enqueued::Queued { congested: true }
     );
-    session.enqueue(delivery(QoS::AtLeastOnce), 2, &NO_STORE);
+    session.enqueue(
+        delivery(QoS::AtLeastOnce),
+        QueueLimits::messages(2),
+        &NO_STORE,
+    );
     // Full: a QoS 1 message takes the place of the queued QoS 0 one.
     assert!(matches!(
-        session.enqueue(delivery(QoS::AtLeastOnce), 2, &NO_STORE).0,
+        session
+            .enqueue(
+                delivery(QoS::AtLeastOnce),
+                QueueLimits::messages(2),
+                &NO_STORE
+            )
+            .0,
         Enqueued::Queued { .. }
     ));
     assert_eq!(
-        session.enqueue(delivery(QoS::AtLeastOnce), 2, &NO_STORE).0,
+        session
+            .enqueue(
+                delivery(QoS::AtLeastOnce),
+                QueueLimits::messages(2),
+                &NO_STORE
+            )
+            .0,
         Enqueued::Dropped
     );
     assert_eq!(session.dropped.load(Ordering::Relaxed), 2);
@@ -371,11 +445,23 @@ fn a_full_queue_drops_qos0_first_and_counts_every_drop() {
 fn qos0_is_not_kept_for_an_offline_client() {
     let session = Session::new(Arc::from("c1"), Expiry::Never);
     assert_eq!(
-        session.enqueue(delivery(QoS::AtMostOnce), 10, &NO_STORE).0,
+        session
+            .enqueue(
+                delivery(QoS::AtMostOnce),
+                QueueLimits::messages(10),
+                &NO_STORE
+            )
+            .0,
         Enqueued::Offline
     );
     assert!(matches!(
-        session.enqueue(delivery(QoS::AtLeastOnce), 10, &NO_STORE).0,
+        session
+            .enqueue(
+                delivery(QoS::AtLeastOnce),
+                QueueLimits::messages(10),
+                &NO_STORE
+            )
+            .0,
         Enqueued::Queued { congested: false }
     ));
 }

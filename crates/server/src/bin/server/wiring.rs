@@ -130,6 +130,11 @@ pub(crate) fn broker_options(config: &Config) -> server::BrokerOptions {
             .unwrap_or(defaults.max_keep_alive),
         connect_timeout: limits.connect_timeout,
         connection_rate_per_ip: limits.connection_rate_per_ip,
+        max_session_expiry: limits.max_session_expiry,
+        max_subscriptions_per_client: limits.max_subscriptions_per_client,
+        max_queued_bytes: limits.max_queued_bytes,
+        max_retained_messages: limits.max_retained_messages,
+        max_retained_bytes: limits.max_retained_bytes,
         ..defaults
     }
 }
