@@ -1,10 +1,17 @@
 //! [`LoginThrottle`]: what a password guess costs before it is hashed. Attempts from one address
 //! take turns; each waits longer the more attempts its address and its user name made recently
-//! (counted when made, not when they fail, so parallel guesses cannot outrun the count); at most
-//! one hash per core runs at a time; and the failure lines of one address are rate-limited.
+//! (counted when made, not when they fail, so parallel guesses cannot outrun the count); hashes
+//! run on one dedicated thread per core, one at a time each (Argon2 takes 19 MiB: a blocking
+//! thread per check would let a burst take gigabytes); and the failure lines of one address are
+//! rate-limited.
 //!
-//! Every map here is bounded: addresses and user names are remembered at most [`CAPACITY`] each
-//! (the oldest half is forgotten past it), and user names only as keyed hashes.
+//! A user's own address keeps working while its name is under attack from elsewhere: an
+//! address that logged the user in within the last day skips the user name's wait and may use
+//! one hashing slot kept for such logins.
+//!
+//! Every map here is bounded: addresses, user names and known (user, address) pairs are
+//! remembered at most [`CAPACITY`] each (the oldest half is forgotten past it), and user names
+//! only as keyed hashes.
 
 use std::collections::HashMap;
 use std::hash::{BuildHasher, RandomState};
@@ -22,6 +29,8 @@ const MEMORY: Duration = Duration::from_secs(300);
 const STRIPES: usize = 256;
 /// One failure line per address per this long; the rest are counted.
 const LOG_EVERY: Duration = Duration::from_secs(10);
+/// How long an address that logged a user in stays known for that user.
+const KNOWN_FOR: Duration = Duration::from_secs(24 * 3600);
 
 /// Recent attempts of one address or user name.
 #[derive(Debug, Clone, Copy)]
@@ -94,19 +103,26 @@ struct LogState {
 pub(crate) struct LoginThrottle {
     by_ip: Mutex<Bounded<IpAddr>>,
     by_user: Mutex<Bounded<u64>>,
+    /// (user, address) pairs that logged in recently, as keyed hashes, with when.
+    known: Mutex<HashMap<u64, Instant>>,
     user_keys: RandomState,
     turns: Box<[Arc<tokio::sync::Mutex<()>>]>,
     hashing: Arc<Semaphore>,
+    /// The slot only known pairs may use.
+    kept: Arc<Semaphore>,
+    pool: HashPool,
     logs: Mutex<HashMap<IpAddr, LogState>>,
 }
 
-/// A password check's place: its address's turn and, once [`Attempt::hashing`] returns, one of
-/// the hashing slots. Dropping it (the client went away, the deadline passed) frees both.
+/// A password check's place: its address's turn, and whether its (user, address) pair is known.
+/// Dropping it (the client went away, the deadline passed) frees the turn.
 #[derive(Debug)]
 pub(crate) struct Attempt {
     _turn: tokio::sync::OwnedMutexGuard<()>,
     ip: IpAddr,
     user: Option<u64>,
+    /// The (user, address) pair's key, and whether it logged in recently.
+    pair: Option<(u64, bool)>,
 }
 
 impl Default for LoginThrottle {
@@ -123,8 +139,11 @@ impl LoginThrottle {
             by_ip: Mutex::new(Bounded(HashMap::new())),
             by_user: Mutex::new(Bounded(HashMap::new())),
             user_keys: RandomState::new(),
+            known: Mutex::new(HashMap::new()),
             turns: (0..STRIPES).map(|_| Arc::default()).collect(),
             hashing: Arc::new(Semaphore::new(hashes.max(1))),
+            kept: Arc::new(Semaphore::new(1)),
+            pool: HashPool::new(hashes.max(1) + 1),
             logs: Mutex::new(HashMap::new()),
         }
     }
@@ -136,9 +155,22 @@ impl LoginThrottle {
         let stripe = self.user_keys.hash_one(ip) as usize % STRIPES;
         let turn = self.turns[stripe].clone().lock_owned().await;
         let now = Instant::now();
+        let pair = user.map(|u| {
+            let key = self.user_keys.hash_one((u, ip));
+            let known = lock(&self.known)
+                .get(&key)
+                .is_some_and(|at| now.duration_since(*at) < KNOWN_FOR);
+            (key, known)
+        });
         let user = user.map(|u| self.user_keys.hash_one(u));
         let by_ip = lock(&self.by_ip).attempt(ip, now);
         let by_user = user.map_or(0, |u| lock(&self.by_user).attempt(u, now));
+        // An address that logged this user in lately is not held up by guesses from elsewhere.
+        let by_user = if pair.is_some_and(|(_, known)| known) {
+            0
+        } else {
+            by_user
+        };
         let wait = delay(by_ip.max(by_user));
         if !wait.is_zero() {
             tokio::time::sleep(wait).await;
@@ -147,22 +179,48 @@ impl LoginThrottle {
             _turn: turn,
             ip,
             user,
+            pair,
         }
     }
 
-    /// One of the hashing slots; held by the hashing task until it finishes, even when its
-    /// connection is gone.
-    pub async fn hashing(&self) -> Option<OwnedSemaphorePermit> {
-        self.hashing.clone().acquire_owned().await.ok()
+    /// Runs `check` (the password hash) on the hashing threads, once a slot is free (a known
+    /// pair may also take the kept slot); `None` if the threads are gone. The slot is held until
+    /// the hash is done, even when the caller stops waiting.
+    pub async fn hash<T: Send + 'static>(
+        &self,
+        attempt: &Attempt,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let slot = if attempt.pair.is_some_and(|(_, known)| known) {
+            tokio::select! {
+                slot = self.hashing.clone().acquire_owned() => slot,
+                slot = self.kept.clone().acquire_owned() => slot,
+            }
+        } else {
+            self.hashing.clone().acquire_owned().await
+        };
+        let slot = slot.ok()?;
+        self.pool.run(slot, check).await
     }
 
-    /// The attempt succeeded: it no longer counts for its address, and the user's count is
-    /// forgotten. Other attempts of the address still count (a login of one user does not
-    /// clear another's guesses from the same address).
+    /// The attempt succeeded: it no longer counts for its address, the user's count is
+    /// forgotten, and the address is known for the user. Other attempts of the address still
+    /// count (a login of one user does not clear another's guesses from the same address).
     pub fn succeeded(&self, attempt: &Attempt) {
         lock(&self.by_ip).succeeded(attempt.ip, false);
         if let Some(user) = attempt.user {
             lock(&self.by_user).succeeded(user, true);
+        }
+        if let Some((pair, _)) = attempt.pair {
+            let now = Instant::now();
+            let mut known = lock(&self.known);
+            if known.len() >= CAPACITY && !known.contains_key(&pair) {
+                let mut ages: Vec<Instant> = known.values().copied().collect();
+                ages.sort_unstable();
+                let cutoff = ages[ages.len() / 2];
+                known.retain(|_, at| *at > cutoff);
+            }
+            known.insert(pair, now);
         }
     }
 
@@ -202,6 +260,70 @@ impl LoginThrottle {
                 Some(0)
             }
         }
+    }
+}
+
+/// A job for the hashing threads.
+type Job = Box<dyn FnOnce() + Send>;
+
+/// Threads that run password hashes, started on first use. Their number is fixed, so the
+/// memory Argon2 leaves in each thread's allocator arena is bounded too.
+#[derive(Debug)]
+struct HashPool {
+    threads: usize,
+    jobs: std::sync::OnceLock<Option<std::sync::mpsc::Sender<Job>>>,
+}
+
+impl HashPool {
+    fn new(threads: usize) -> Self {
+        Self {
+            threads,
+            jobs: std::sync::OnceLock::new(),
+        }
+    }
+
+    fn sender(&self) -> Option<&std::sync::mpsc::Sender<Job>> {
+        self.jobs
+            .get_or_init(|| {
+                let (tx, rx) = std::sync::mpsc::channel::<Job>();
+                let rx = Arc::new(Mutex::new(rx));
+                for i in 0..self.threads {
+                    let rx = rx.clone();
+                    let started = std::thread::Builder::new()
+                        .name(format!("mqtt-auth-{i}"))
+                        .spawn(move || {
+                            loop {
+                                // One job at a time per thread; the lock is held only to take it.
+                                let job = lock(&rx).recv();
+                                match job {
+                                    Ok(job) => job(),
+                                    Err(_) => return,
+                                }
+                            }
+                        });
+                    if started.is_err() {
+                        return None;
+                    }
+                }
+                Some(tx)
+            })
+            .as_ref()
+    }
+
+    /// Runs `check` on a pool thread, holding `slot` until it is done.
+    async fn run<T: Send + 'static>(
+        &self,
+        slot: OwnedSemaphorePermit,
+        check: impl FnOnce() -> T + Send + 'static,
+    ) -> Option<T> {
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let job: Job = Box::new(move || {
+            let result = check();
+            drop(slot);
+            let _ = tx.send(result);
+        });
+        self.sender()?.send(job).ok()?;
+        rx.await.ok()
     }
 }
 
@@ -265,14 +387,44 @@ mod tests {
     }
 
     #[tokio::test]
-    async fn hashing_slots_are_bounded() {
-        let throttle = LoginThrottle::new(2);
-        let a = throttle.hashing().await.unwrap();
-        let _b = throttle.hashing().await.unwrap();
-        let third = tokio::time::timeout(Duration::from_millis(50), throttle.hashing()).await;
-        assert!(third.is_err(), "a third waits");
-        drop(a);
-        assert!(throttle.hashing().await.is_some());
+    async fn hashes_run_a_slot_at_a_time_and_a_known_address_has_one_kept() {
+        let throttle = Arc::new(LoginThrottle::new(1));
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let stranger = throttle.attempt(OTHER, Some("admin")).await;
+        // The one general slot, busy until released.
+        let busy = tokio::spawn({
+            let throttle = throttle.clone();
+            async move { throttle.hash(&stranger, move || held.recv().is_ok()).await }
+        });
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let third = IpAddr::V4(std::net::Ipv4Addr::new(10, 0, 0, 3));
+        let waiting = throttle.attempt(third, Some("bob")).await;
+        let second =
+            tokio::time::timeout(Duration::from_millis(100), throttle.hash(&waiting, || 2));
+        assert!(second.await.is_err(), "a second check waits for the slot");
+        // An address that logged admin in before may use the kept slot meanwhile.
+        let before = throttle.attempt(IP, Some("admin")).await;
+        throttle.succeeded(&before);
+        drop(before);
+        let known = throttle.attempt(IP, Some("admin")).await;
+        let kept = tokio::time::timeout(Duration::from_secs(5), throttle.hash(&known, || 3));
+        assert_eq!(kept.await.unwrap(), Some(3));
+        release.send(()).unwrap();
+        assert_eq!(busy.await.unwrap(), Some(true));
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_known_address_skips_the_wait_of_a_user_under_attack() {
+        let throttle = LoginThrottle::new(1);
+        let mine = throttle.attempt(IP, Some("admin")).await;
+        throttle.succeeded(&mine);
+        drop(mine);
+        for _ in 0..6 {
+            let _ = throttle.attempt(OTHER, Some("admin")).await;
+        }
+        let start = tokio::time::Instant::now();
+        let _ = throttle.attempt(IP, Some("admin")).await;
+        assert_eq!(start.elapsed(), Duration::ZERO);
     }
 
     #[test]

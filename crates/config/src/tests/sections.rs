@@ -237,3 +237,45 @@ fn reports_every_problem_at_once() {
     );
     warning_at(&loaded, "mqtt.loging");
 }
+
+#[test]
+fn per_client_and_retained_limits() {
+    let d = Limits::default();
+    assert_eq!(d.max_subscriptions_per_client, NonZeroU32::new(10_000));
+    assert_eq!(d.max_queued_bytes, std::num::NonZeroU64::new(64 << 20));
+    assert_eq!(d.max_retained_messages, NonZeroU32::new(1_000_000));
+    assert_eq!(d.max_retained_bytes, std::num::NonZeroU64::new(1 << 30));
+    assert_eq!(d.max_session_expiry, Some(Duration::from_secs(86_400)));
+    let l = clean(
+        "mqtt:\n  limits:\n    maxSubscriptionsPerClient: 50\n    maxQueuedBytes: null\n    \
+         maxRetainedMessages: 9\n    maxRetainedBytes: 4096\n    maxSessionExpiry: 2h\n",
+    )
+    .mqtt
+    .limits;
+    assert_eq!(l.max_subscriptions_per_client, NonZeroU32::new(50));
+    assert_eq!(l.max_queued_bytes, None, "null: no limit");
+    assert_eq!(l.max_retained_messages, NonZeroU32::new(9));
+    assert_eq!(l.max_retained_bytes, std::num::NonZeroU64::new(4096));
+    assert_eq!(l.max_session_expiry, Some(Duration::from_secs(7200)));
+    // From the environment too, with no "unknown key" warning.
+    let loaded = load_full(
+        "",
+        &[
+            ("MQTT_LIMITS_MAXQUEUEDBYTES", "1000"),
+            ("MQTT_LIMITS_MAXSESSIONEXPIRY", "null"),
+        ],
+        &[],
+    );
+    assert!(loaded.problems.is_empty(), "{}", loaded.problems);
+    let l = loaded.config.mqtt.limits;
+    assert_eq!(l.max_queued_bytes, std::num::NonZeroU64::new(1000));
+    assert_eq!(l.max_session_expiry, None);
+    error_at(
+        "mqtt: {limits: {maxSessionExpiry: 1500ms}}",
+        "mqtt.limits.maxSessionExpiry",
+    );
+    error_at(
+        "mqtt: {limits: {maxSubscriptionsPerClient: 0}}",
+        "mqtt.limits.maxSubscriptionsPerClient",
+    );
+}

@@ -271,28 +271,20 @@ async fn authenticate(
         };
     }
     // Password hashing is deliberately slow and memory-hungry: attempts take their address's
-    // turn and wait out its recent guesses first, then hash on a blocking thread, at most one
-    // per core at once. The slot stays with the hashing task even if this connection goes.
+    // turn and wait out its recent guesses first, then hash on the throttle's threads, at most
+    // one per core at once. The slot stays with the hash even if this connection goes.
     let throttle = shared.login_throttle();
     let attempt = throttle
         .attempt(peer.ip(), connect.username.as_deref())
         .await;
-    let Some(slot) = throttle.hashing().await else {
-        return Err(ReasonCode::ServerUnavailable);
-    };
-    let verdict = tokio::task::spawn_blocking(move || {
-        let _slot = slot;
-        ask()
-    })
-    .await;
-    match verdict {
-        Ok(Ok(identity)) => {
+    match throttle.hash(&attempt, ask).await {
+        Some(Ok(identity)) => {
             throttle.succeeded(&attempt);
             Ok(anonymous_certificate(identity, certificates))
         }
-        Ok(Err(refusal)) => Err(refused(refusal)),
-        Err(e) => {
-            warn!(error = %e, "authentication task failed");
+        Some(Err(refusal)) => Err(refused(refusal)),
+        None => {
+            warn!("password check failed to run");
             Err(ReasonCode::ServerUnavailable)
         }
     }
