@@ -14,8 +14,6 @@ enum Shape {
     Scalar,
     /// A scalar (`true`/`false`) or a mapping of known keys.
     ScalarOrSection,
-    /// Accepted with any content, not checked (`mqtt.logging.rotation`).
-    Opaque,
 }
 
 /// Every key the broker reads. Keys outside `mqtt` that are not listed (the rest of Harper's
@@ -53,7 +51,12 @@ const KEYS: &[(&str, Shape)] = &[
     ("mqtt.logging.level", Shape::Scalar),
     ("mqtt.logging.tag", Shape::Scalar),
     ("mqtt.logging.stdStreams", Shape::Scalar),
-    ("mqtt.logging.rotation", Shape::Opaque),
+    ("mqtt.logging.rotation", Shape::Section),
+    ("mqtt.logging.rotation.enabled", Shape::Scalar),
+    ("mqtt.logging.rotation.maxSize", Shape::Scalar),
+    ("mqtt.logging.rotation.interval", Shape::Scalar),
+    ("mqtt.logging.rotation.compress", Shape::Scalar),
+    ("mqtt.logging.rotation.path", Shape::Scalar),
     ("mqtt.limits", Shape::Section),
     ("mqtt.limits.maxPacketSize", Shape::Scalar),
     ("mqtt.limits.receiveMaximum", Shape::Scalar),
@@ -68,6 +71,9 @@ const KEYS: &[(&str, Shape)] = &[
     ("mqtt.limits.maxRetainedBytes", Shape::Scalar),
     ("mqtt.limits.maxSessionExpiry", Shape::Scalar),
     ("mqtt.limits.connectTimeout", Shape::Scalar),
+    ("mqtt.limits.maxHandshakes", Shape::Scalar),
+    ("mqtt.limits.maxHandshakesPerAddress", Shape::Scalar),
+    ("mqtt.limits.handshakeTimeout", Shape::Scalar),
     ("mqtt.storage", Shape::Section),
     ("mqtt.storage.path", Shape::Scalar),
     ("mqtt.storage.durability", Shape::Scalar),
@@ -77,6 +83,9 @@ const KEYS: &[(&str, Shape)] = &[
     ("http", Shape::Section),
     ("http.port", Shape::Scalar),
     ("http.securePort", Shape::Scalar),
+    ("http.cors", Shape::Scalar),
+    ("http.corsAccessList", Shape::Scalar),
+    ("http.metricsToken", Shape::Scalar),
     ("tls", Shape::Section),
     ("tls.certificate", Shape::Scalar),
     ("tls.privateKey", Shape::Scalar),
@@ -86,6 +95,12 @@ const KEYS: &[(&str, Shape)] = &[
     ("logging.root", Shape::Scalar),
     ("logging.path", Shape::Scalar),
     ("logging.stdStreams", Shape::Scalar),
+    ("logging.rotation", Shape::Section),
+    ("logging.rotation.enabled", Shape::Scalar),
+    ("logging.rotation.maxSize", Shape::Scalar),
+    ("logging.rotation.interval", Shape::Scalar),
+    ("logging.rotation.compress", Shape::Scalar),
+    ("logging.rotation.path", Shape::Scalar),
     ("authentication", Shape::Section),
     ("authentication.usersFile", Shape::Scalar),
 ];
@@ -131,7 +146,7 @@ fn walk(prefix: &str, dict: &Dict, found: &mut Vec<Problem>) {
                     walk(&path, inner, found);
                 }
             }
-            Some(Shape::Scalar | Shape::Opaque) => {}
+            Some(Shape::Scalar) => {}
             None => {
                 let hint = match suggestion(&path) {
                     Some(known) => format!("unknown key, ignored; did you mean {known}?"),

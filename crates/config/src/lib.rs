@@ -12,6 +12,7 @@
 
 mod error;
 mod files;
+mod http;
 mod keys;
 mod limits;
 mod listener;
@@ -20,6 +21,7 @@ mod logging;
 mod mtls;
 mod problem;
 mod read;
+mod rotation;
 mod ser;
 mod show;
 mod storage;
@@ -33,6 +35,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 pub use error::LoadError;
+pub use http::{Http, MetricsToken};
 pub use keys::{key_for_override, settable_keys};
 pub use limits::{Limits, PROTOCOL_MAX_KEEP_ALIVE, PROTOCOL_MAX_PACKET_SIZE};
 pub use listener::{BindAddress, Listener, ListenerKind};
@@ -40,6 +43,7 @@ pub use load::{CONFIG_FILE_NAME, Loaded, Override, default_config_file, load, re
 pub use logging::{Level, Logging, MQTT_TAG};
 pub use mtls::{CertificateVerification, FailureMode, Mtls, MtlsUser};
 pub use problem::{Problem, Problems, Severity};
+pub use rotation::{MIN_ROTATION_SIZE, Rotation};
 pub use storage::{Durability, Storage};
 pub use tls::{InlinePem, PrivateKey, Tls, TlsOrigin};
 
@@ -57,7 +61,7 @@ pub struct Config {
     pub root: PathBuf,
     /// The `mqtt` section.
     pub mqtt: Mqtt,
-    /// The `http` section: the ports MQTT over WebSocket uses.
+    /// The `http` section: the ports MQTT over WebSocket uses, `/health` and `/metrics`.
     pub http: Http,
     /// The `tls` section: the server certificate, shared with Harper's HTTP server.
     pub tls: Tls,
@@ -99,16 +103,6 @@ pub struct Network {
     pub mtls: Option<Mtls>,
 }
 
-/// The `http` section; only the ports are read, Harper's other HTTP keys are ignored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
-#[serde(rename_all = "camelCase")]
-pub struct Http {
-    /// `port` (default 9926): MQTT over WebSocket when `mqtt.webSocket` is on; `None` when off.
-    pub port: Option<BindAddress>,
-    /// `securePort` (default off): MQTT over secure WebSocket when `mqtt.webSocket` is on.
-    pub secure_port: Option<BindAddress>,
-}
-
 /// The `authentication` section; only our key is read, Harper's others are ignored.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
@@ -138,7 +132,6 @@ impl Config {
         let logging = Logging::read_main(r, &top.child("logging"));
         let mqtt_node = r.enter(top.child("mqtt"));
         let network = r.enter(mqtt_node.child("network"));
-        let http = r.enter(top.child("http"));
         let authentication = r.enter(top.child("authentication"));
         Config {
             mqtt: Mqtt {
@@ -163,13 +156,7 @@ impl Config {
                 limits: Limits::read(r, &mqtt_node.child("limits")),
                 storage: Storage::read(r, &mqtt_node.child("storage")),
             },
-            http: Http {
-                port: r
-                    .port(&http.child("port"))
-                    .nullable(Some(default_port(DEFAULT_HTTP_PORT)))
-                    .flatten(),
-                secure_port: r.port(&http.child("securePort")).nullable(None).flatten(),
-            },
+            http: Http::read(r, &top.child("http"), default_port(DEFAULT_HTTP_PORT)),
             authentication: Authentication {
                 users_file: r
                     .path(&authentication.child("usersFile"))
@@ -206,6 +193,14 @@ impl Config {
             );
         }
         on
+    }
+
+    /// Where `/health` and `/metrics` are answered with no WebSocket listener to carry them:
+    /// `http.port` when `mqtt.webSocket` is off (WebSocket upgrades there are refused). `None`
+    /// when `mqtt.webSocket` is on (the WebSocket listeners answer them) or `http.port` is off.
+    /// The port may be Harper's own, so failing to bind it does not stop the broker.
+    pub fn http_status_port(&self) -> Option<BindAddress> {
+        self.http.port.filter(|_| !self.mqtt.web_socket)
     }
 }
 

@@ -42,7 +42,8 @@ pub struct Limits {
     /// acknowledgements (further capped by the client's Receive Maximum). Default 32.
     pub max_inflight: NonZeroU16,
     /// `connectTimeout`: time from accepting a connection (TLS and WebSocket handshakes included) to
-    /// its CONNECT, after which it is closed. Default 10 s.
+    /// its CONNECT, after which it is closed. Default 10 s. Handshakes also have their own, shorter
+    /// `handshakeTimeout`.
     #[serde(serialize_with = "crate::ser::millis")]
     pub connect_timeout: Duration,
     /// `connectionRatePerIp`: new connections accepted per second from one IP address (with a
@@ -69,6 +70,19 @@ pub struct Limits {
     /// `None` (`null`) keeps sessions as long as clients ask, forever included. Default 1 day.
     #[serde(serialize_with = "crate::ser::opt_millis")]
     pub max_session_expiry: Option<Duration>,
+    /// `maxHandshakes`: TLS and WebSocket handshakes in progress at once over every listener;
+    /// a connection arriving beyond it is closed before any TLS or HTTP parsing. `None` (`null`)
+    /// is no limit. Default 1024.
+    pub max_handshakes: Option<NonZeroU32>,
+    /// `maxHandshakesPerAddress`: of those, at most this many from one client address (an IPv4
+    /// address, or an IPv6 /64), so that idle sockets from a few addresses cannot take every
+    /// slot. `None` (`null`) is no limit. Default 128: room for a NAT's reconnect storm.
+    pub max_handshakes_per_address: Option<NonZeroU32>,
+    /// `handshakeTimeout`: how long a TLS or WebSocket handshake (the HTTP upgrade request
+    /// included) may take, at most `connectTimeout`; CONNECT then has what is left of
+    /// `connectTimeout`. Default 5 s.
+    #[serde(serialize_with = "crate::ser::millis")]
+    pub handshake_timeout: Duration,
 }
 
 impl Default for Limits {
@@ -97,6 +111,11 @@ impl Default for Limits {
                 const { NonZeroU64::new(1 << 30).expect("1 GiB is not zero") },
             ),
             max_session_expiry: Some(Duration::from_secs(24 * 3600)),
+            max_handshakes: Some(const { NonZeroU32::new(1024).expect("1024 is not zero") }),
+            max_handshakes_per_address: Some(
+                const { NonZeroU32::new(128).expect("128 is not zero") },
+            ),
+            handshake_timeout: Duration::from_secs(5),
         }
     }
 }
@@ -122,6 +141,20 @@ impl Limits {
             }
             other => other,
         };
+        let connect_timeout = r
+            .duration(&node.child("connectTimeout"), false)
+            .or(d.connect_timeout);
+        let handshake = node.child("handshakeTimeout");
+        let handshake_timeout = r.duration(&handshake, false).or(d.handshake_timeout);
+        if !handshake.is_unset() && handshake_timeout > connect_timeout {
+            r.warn(
+                &handshake,
+                format!(
+                    "longer than mqtt.limits.connectTimeout ({} ms), which ends handshakes first",
+                    connect_timeout.as_millis()
+                ),
+            );
+        }
         Limits {
             max_packet_size: r
                 .positive_or_null(
@@ -147,9 +180,7 @@ impl Limits {
             max_inflight: r
                 .positive(&node.child("maxInflight"), u64::from(u16::MAX))
                 .or(d.max_inflight),
-            connect_timeout: r
-                .duration(&node.child("connectTimeout"), false)
-                .or(d.connect_timeout),
+            connect_timeout,
             connection_rate_per_ip: r
                 .positive_or_null(
                     &node.child("connectionRatePerIp"),
@@ -178,6 +209,21 @@ impl Limits {
                 .positive_or_null(&node.child("maxRetainedBytes"), u64::MAX, "no limit")
                 .nullable(d.max_retained_bytes),
             max_session_expiry: max_session_expiry.nullable(d.max_session_expiry),
+            max_handshakes: r
+                .positive_or_null(
+                    &node.child("maxHandshakes"),
+                    u64::from(u32::MAX),
+                    "no limit",
+                )
+                .nullable(d.max_handshakes),
+            max_handshakes_per_address: r
+                .positive_or_null(
+                    &node.child("maxHandshakesPerAddress"),
+                    u64::from(u32::MAX),
+                    "no limit",
+                )
+                .nullable(d.max_handshakes_per_address),
+            handshake_timeout,
         }
     }
 }

@@ -12,6 +12,7 @@ use std::path::PathBuf;
 use serde::Serialize;
 
 use crate::read::{Node, Reader};
+use crate::rotation::Rotation;
 
 /// A log level, as Harper names them, from most to least verbose.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
@@ -77,6 +78,8 @@ pub struct Logging {
     pub tag: Option<String>,
     /// Also write to stdout (and warnings and errors to stderr).
     pub std_streams: bool,
+    /// When the file is rotated.
+    pub rotation: Rotation,
 }
 
 /// The tag MQTT lines carry in the main log.
@@ -84,7 +87,8 @@ pub const MQTT_TAG: &str = "mqtt";
 
 impl Logging {
     /// Reads the top-level `logging` section: `level` (warn), `root` (`<root>/log`), `path`
-    /// (`<logging.root>/hdb.log`), `stdStreams` (false). Harper's other keys are ignored.
+    /// (`<logging.root>/hdb.log`), `stdStreams` (false), `rotation` (Harper's defaults). Harper's
+    /// other keys are ignored.
     pub(crate) fn read_main(r: &mut Reader<'_>, node: &Node<'_>) -> Logging {
         let node = r.enter(node.clone());
         let dir = r
@@ -95,6 +99,7 @@ impl Logging {
             level: r.choice(&node.child("level"), &Level::ALL).or(Level::Warn),
             tag: None,
             std_streams: r.bool(&node.child("stdStreams")).or(false),
+            rotation: Rotation::read(r, &node.child("rotation"), &Rotation::default()),
         }
     }
 
@@ -119,18 +124,12 @@ impl Logging {
         let tag = r
             .string(&node.child("tag"), "a tag string or null")
             .nullable(default_tag);
-        let rotation = node.child("rotation");
-        if !rotation.is_unset() && rotation.value.and_then(crate::read::as_bool) != Some(false) {
-            r.warn(
-                &rotation,
-                "log rotation is not implemented yet; the file grows until rotated by other means",
-            );
-        }
         Logging {
             path,
             level: r.choice(&node.child("level"), &Level::ALL).or(main.level),
             tag,
             std_streams: r.bool(&node.child("stdStreams")).or(main.std_streams),
+            rotation: Rotation::read(r, &node.child("rotation"), &main.rotation),
         }
     }
 }

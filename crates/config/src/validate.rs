@@ -15,7 +15,22 @@ impl Config {
         self.check_ports(&listeners, &mut problems);
         self.check_tls(&listeners, &mut problems);
         self.check_mtls(&listeners, &mut problems);
+        self.check_handshakes(&mut problems);
         problems
+    }
+
+    fn check_handshakes(&self, problems: &mut Problems) {
+        let limits = &self.mqtt.limits;
+        if let (Some(all), Some(per)) = (limits.max_handshakes, limits.max_handshakes_per_address)
+            && per > all
+        {
+            problems.push(problem(
+                Severity::Warning,
+                "mqtt.limits.maxHandshakesPerAddress",
+                Some(per.to_string()),
+                format!("has no effect: above mqtt.limits.maxHandshakes ({all})"),
+            ));
+        }
     }
 
     fn check_ports(&self, listeners: &[Listener], problems: &mut Problems) {

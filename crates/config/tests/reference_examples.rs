@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use config::{
     BindAddress, CertificateVerification, Config, FailureMode, Level, Loaded, Logging, Mtls,
-    MtlsUser, PrivateKey, TlsOrigin, load,
+    MtlsUser, PrivateKey, Rotation, TlsOrigin, load,
 };
 
 const HOME: &str = "/home/harper";
@@ -191,7 +191,8 @@ fn logging_example() {
             path: PathBuf::from("/home/harper/hdb/log/mqtt.log"),
             level: Level::Warn,
             tag: None,
-            std_streams: false
+            std_streams: false,
+            rotation: Rotation::default(),
         }
     );
     assert_eq!(

@@ -5,9 +5,10 @@ use super::*;
 #[test]
 fn the_effective_configuration_reads_back_as_itself() {
     let yaml = "mqtt:\n  network: {port: '127.0.0.1:1884', securePort: 0, mtls: {user: null, required: true, \
-                certificateVerification: {failureMode: fail-closed}}}\n  logging: {path: /l/m.log, level: debug}\n  \
-                limits: {maxPacketSize: null}\n  storage: {durability: interval}\nhttp: {securePort: 9443}\n\
-                tls: {certificate: /k/c.pem, privateKey: /k/k.pem, certificateAuthority: /k/ca.pem}";
+                certificateVerification: {failureMode: fail-closed}}}\n  logging: {path: /l/m.log, level: debug, rotation: {maxSize: 1536, interval: 90M, path: /l/old}}\n  \
+                limits: {maxPacketSize: null}\n  storage: {durability: interval}\nhttp: {securePort: 9443, cors: true, corsAccessList: ['https://a.example']}\n\
+                tls: {certificate: /k/c.pem, privateKey: /k/k.pem, certificateAuthority: /k/ca.pem}\n\
+                logging: {rotation: {maxSize: 2G, interval: 2D}}";
     for config in [Config::defaults(Path::new(ROOT)), load_yaml(yaml).config] {
         let shown = Value::serialize(&config).expect("serializes");
         let origins = BTreeMap::new();
@@ -44,6 +45,18 @@ fn the_effective_configuration_uses_the_file_shapes() {
     assert_eq!(
         at("mqtt.storage.durability").and_then(|v| v.into_string()),
         Some("batch".into())
+    );
+    assert_eq!(
+        at("logging.rotation.maxSize").and_then(|v| v.into_string()),
+        Some("64M".into())
+    );
+    assert_eq!(
+        at("mqtt.limits.handshakeTimeout").and_then(|v| v.to_u128()),
+        Some(5_000)
+    );
+    assert_eq!(
+        at("mqtt.limits.maxHandshakesPerAddress").and_then(|v| v.to_u128()),
+        Some(128)
     );
     assert_eq!(
         at("rootPath").and_then(|v| v.into_string()),

@@ -83,6 +83,7 @@ fn root(rest: &str) -> PathBuf {
 }
 
 mod effective;
+mod http;
 mod listeners;
 mod logging;
 mod mtls;
@@ -117,6 +118,14 @@ fn no_file_gives_the_documented_defaults() {
         level: Level::Warn,
         tag: None,
         std_streams: false,
+        // Harper's defaults.
+        rotation: Rotation {
+            enabled: true,
+            max_size: std::num::NonZeroU64::new(64 * 1024 * 1024),
+            interval: None,
+            compress: false,
+            path: None,
+        },
     };
     assert_eq!(c.logging, main);
     assert_eq!(

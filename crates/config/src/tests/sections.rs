@@ -33,6 +33,74 @@ fn connection_rate_per_ip() {
 }
 
 #[test]
+fn handshake_limits_and_their_defaults() {
+    let d = Limits::default();
+    assert_eq!(d.max_handshakes, NonZeroU32::new(1024));
+    assert_eq!(d.max_handshakes_per_address, NonZeroU32::new(128));
+    assert_eq!(d.handshake_timeout, Duration::from_secs(5));
+    let l = clean(
+        "mqtt: {limits: {maxHandshakes: 2000, maxHandshakesPerAddress: '16', handshakeTimeout: 1500ms}}",
+    )
+    .mqtt
+    .limits;
+    assert_eq!(l.max_handshakes, NonZeroU32::new(2000));
+    assert_eq!(l.max_handshakes_per_address, NonZeroU32::new(16));
+    assert_eq!(l.handshake_timeout, Duration::from_millis(1500));
+    let l = clean("mqtt: {limits: {maxHandshakes: null, maxHandshakesPerAddress: null}}")
+        .mqtt
+        .limits;
+    assert_eq!(
+        (l.max_handshakes, l.max_handshakes_per_address),
+        (None, None)
+    );
+    let loaded = load_full(
+        "",
+        &[
+            ("MQTT_LIMITS_MAXHANDSHAKESPERADDRESS", "4"),
+            ("MQTT_LIMITS_HANDSHAKETIMEOUT", "2s"),
+        ],
+        &[("MQTT_LIMITS_MAXHANDSHAKES", "64")],
+    );
+    assert!(loaded.problems.is_empty(), "{}", loaded.problems);
+    let l = loaded.config.mqtt.limits;
+    assert_eq!(l.max_handshakes, NonZeroU32::new(64));
+    assert_eq!(l.max_handshakes_per_address, NonZeroU32::new(4));
+    assert_eq!(l.handshake_timeout, Duration::from_secs(2));
+}
+
+#[test]
+fn rejects_bad_handshake_limits_and_warns_about_useless_ones() {
+    error_at(
+        "mqtt: {limits: {maxHandshakes: 0}}",
+        "mqtt.limits.maxHandshakes",
+    );
+    error_at(
+        "mqtt: {limits: {maxHandshakesPerAddress: -3}}",
+        "mqtt.limits.maxHandshakesPerAddress",
+    );
+    error_at(
+        "mqtt: {limits: {handshakeTimeout: 0}}",
+        "mqtt.limits.handshakeTimeout",
+    );
+    error_at(
+        "mqtt: {limits: {handshakeTimeout: soon}}",
+        "mqtt.limits.handshakeTimeout",
+    );
+    let loaded = load_yaml("mqtt: {limits: {handshakeTimeout: 20s}}");
+    assert!(!loaded.problems.has_errors(), "{}", loaded.problems);
+    assert!(
+        warning_at(&loaded, "mqtt.limits.handshakeTimeout")
+            .message
+            .contains("connectTimeout")
+    );
+    let loaded = load_yaml("mqtt: {limits: {maxHandshakes: 10, maxHandshakesPerAddress: 20}}");
+    assert!(!loaded.problems.has_errors(), "{}", loaded.problems);
+    warning_at(&loaded, "mqtt.limits.maxHandshakesPerAddress");
+    // A shorter connectTimeout alone is no problem: it ends handshakes too.
+    clean("mqtt: {limits: {connectTimeout: 2s}}");
+}
+
+#[test]
 fn limits_null_means_none_where_optional() {
     let l = clean("mqtt: {limits: {maxPacketSize: null, maxTopicAlias: null, maxKeepAlive: null}}")
         .mqtt

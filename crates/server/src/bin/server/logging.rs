@@ -304,6 +304,7 @@ mod tests {
             level,
             tag: tag.map(str::to_owned),
             std_streams: false,
+            rotation: config::Rotation::default(),
         }
     }
 
