@@ -32,6 +32,17 @@ pub enum HandshakeError {
     /// HTTP 400.
     #[error("websocket upgrade refused with 400: the mqtt subprotocol was not offered")]
     NoMqttSubprotocol,
+    /// The WebSocket upgrade came from a browser page whose `Origin` (the first 64 characters
+    /// here) is not allowed; refused with HTTP 403.
+    #[error("websocket upgrade refused with 403: origin {0:?} is not allowed")]
+    OriginNotAllowed(String),
+    /// `GET /metrics` without the bearer token it needs, or with a wrong one; refused with 401.
+    #[error("metrics request refused with 401: missing or wrong bearer token")]
+    MetricsUnauthorized,
+    /// A request other than `/health` and `/metrics` on a port that serves only those (MQTT over
+    /// WebSocket is off there); refused with 404.
+    #[error("http request refused with 404: this port serves /health and /metrics only")]
+    NotFound,
     /// Reading the HTTP request or writing the answer failed.
     #[error("http request failed: {0}")]
     Http(std::io::Error),

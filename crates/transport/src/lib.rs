@@ -10,13 +10,17 @@
 //! swaps the certificate for new connections, and [`ServerTls::watch_files`] does so whenever
 //! the certificate or key file changes. MQTT over WebSocket (MQTT 5.0 §6) needs the `mqtt`
 //! subprotocol and binary frames; packets may span frames and frames may hold several packets.
-//! The WebSocket port also answers `GET /health` and `GET /metrics` from an [`HttpStatus`].
+//! The WebSocket port also answers `GET /health` and `GET /metrics` from an [`HttpStatus`];
+//! `/metrics` may ask for a bearer token, upgrades may be limited to some browser origins, and
+//! a port may serve the endpoints only ([`Listener::status_only`]). A [`HandshakeLimit`] caps
+//! the handshakes in progress, over all listeners and per client address.
 //!
 //! This crate does not read the broker's configuration: the server maps it onto
 //! [`Protocol`] and [`ServerTls`].
 
 mod error;
 mod http;
+mod limit;
 mod listener;
 mod reload;
 mod stream;
@@ -25,7 +29,8 @@ mod ws;
 
 pub use error::{HandshakeError, TlsError};
 pub use http::HttpStatus;
-pub use listener::{Accepted, HandshakeLimit, Listener, Protocol};
+pub use limit::HandshakeLimit;
+pub use listener::{Accepted, Listener, Protocol};
 pub use reload::{IdentityFiles, KeySource, LoadError};
 pub use stream::{PeerInfo, Stream, TransportKind};
 pub use tls::{ServerTls, TlsIdentity};

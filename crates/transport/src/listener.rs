@@ -10,13 +10,13 @@ use tokio_tungstenite::tungstenite::protocol::WebSocketConfig;
 use rustls::ServerConfig;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tokio_tungstenite::tungstenite::Error as WsError;
 use tokio_tungstenite::tungstenite::http::StatusCode;
 
 use crate::error::HandshakeError;
-use crate::http::{HttpStatus, Replay, read_head};
+use crate::http::{HttpAccess, HttpStatus, Outcome, Replay, read_head};
+use crate::limit::{HandshakeLimit, Slot};
 use crate::stream::{PeerInfo, Stream, TransportKind};
 use crate::tls::ServerTls;
 use crate::ws::{WsStream, select_subprotocol};
@@ -46,19 +46,6 @@ impl Protocol {
     }
 }
 
-/// At most this many TLS and WebSocket handshakes at once, shared by the listeners given it: a
-/// connection arriving when all are taken is closed at once, before any TLS or HTTP parsing, so
-/// a connection flood costs little and served clients are unaffected.
-#[derive(Debug, Clone)]
-pub struct HandshakeLimit(Arc<Semaphore>);
-
-impl HandshakeLimit {
-    /// Room for `max` concurrent handshakes.
-    pub fn new(max: usize) -> Self {
-        Self(Arc::new(Semaphore::new(max)))
-    }
-}
-
 /// A bound TCP listener and the protocol it speaks.
 #[derive(Debug)]
 pub struct Listener {
@@ -67,6 +54,7 @@ pub struct Listener {
     handshake_timeout: Duration,
     limit: Option<HandshakeLimit>,
     http: Option<Arc<dyn HttpStatus>>,
+    access: HttpAccess,
     max_message_size: usize,
 }
 
@@ -84,6 +72,7 @@ impl Listener {
             handshake_timeout,
             limit: None,
             http: None,
+            access: HttpAccess::default(),
             max_message_size: DEFAULT_MAX_WEBSOCKET_MESSAGE,
         }
     }
@@ -100,6 +89,30 @@ impl Listener {
     /// requests go on to the upgrade).
     pub fn with_http_status(mut self, status: Arc<dyn HttpStatus>) -> Self {
         self.http = Some(status);
+        self
+    }
+
+    /// `GET /metrics` needs `Authorization: Bearer <token>` (compared in constant time); without
+    /// it, or with another token, the answer is 401. `/health` stays open.
+    pub fn with_metrics_token(mut self, token: &str) -> Self {
+        self.access.metrics_token = Some(Arc::from(token));
+        self
+    }
+
+    /// A WebSocket upgrade whose `Origin` header is not one of `origins` (compared without
+    /// regard to ASCII case) is refused with 403. Requests without an `Origin` (clients that are
+    /// not browsers) are let through: the header guards against other web pages, not against
+    /// programs, which can send any value.
+    pub fn with_allowed_origins(mut self, origins: Vec<String>) -> Self {
+        self.access.origins = Some(origins.into());
+        self
+    }
+
+    /// Serves `GET /health` and `GET /metrics` only (WebSocket listeners): every other request,
+    /// WebSocket upgrades included, gets 404. For an HTTP port kept for the endpoints while MQTT
+    /// over WebSocket is off.
+    pub fn status_only(mut self) -> Self {
+        self.access.status_only = true;
         self
     }
 
@@ -125,13 +138,13 @@ impl Listener {
     pub async fn accept(&self) -> io::Result<Accepted> {
         loop {
             let (tcp, remote) = self.tcp.accept().await?;
-            let permit = match (&self.limit, &self.protocol) {
+            let slot = match (&self.limit, &self.protocol) {
                 (None, _) | (_, Protocol::Tcp) => None,
-                (Some(limit), _) => match limit.0.clone().try_acquire_owned() {
-                    Ok(permit) => Some(permit),
-                    Err(_) => {
+                (Some(limit), _) => match limit.try_take(remote.ip()) {
+                    Ok(slot) => Some(slot),
+                    Err(refusal) => {
                         // A flood, most likely: debug only, so it cannot flood the log too.
-                        tracing::debug!(peer = %remote, "too many handshakes in progress; connection closed");
+                        tracing::debug!(peer = %remote, "{refusal}; connection closed");
                         continue;
                     }
                 },
@@ -143,8 +156,9 @@ impl Listener {
                 remote,
                 protocol: self.protocol.clone(),
                 handshake_timeout: self.handshake_timeout,
-                permit,
+                slot,
                 http: self.http.clone(),
+                access: self.access.clone(),
                 max_message_size: self.max_message_size,
             });
         }
@@ -159,8 +173,9 @@ pub struct Accepted {
     protocol: Protocol,
     handshake_timeout: Duration,
     /// Held until the handshakes end.
-    permit: Option<OwnedSemaphorePermit>,
+    slot: Option<Slot>,
     http: Option<Arc<dyn HttpStatus>>,
+    access: HttpAccess,
     max_message_size: usize,
 }
 
@@ -191,14 +206,17 @@ impl Accepted {
                 upgrade(
                     self.tcp,
                     protocol,
-                    self.http.as_deref(),
+                    Http {
+                        status: self.http.as_deref(),
+                        access: &self.access,
+                    },
                     self.max_message_size,
                 ),
             ))
             .await
             .map_err(|_| HandshakeError::Timeout(timeout))??,
         };
-        drop(self.permit);
+        drop(self.slot);
         let Some((stream, client_certificates)) = upgraded else {
             return Ok(None);
         };
@@ -215,10 +233,17 @@ impl Accepted {
 
 type Certificates = Vec<rustls::pki_types::CertificateDer<'static>>;
 
+/// The HTTP side of a WebSocket listener: what it reports and who may use it.
+#[derive(Clone, Copy)]
+struct Http<'a> {
+    status: Option<&'a dyn HttpStatus>,
+    access: &'a HttpAccess,
+}
+
 async fn upgrade(
     tcp: TcpStream,
     protocol: Protocol,
-    http: Option<&dyn HttpStatus>,
+    http: Http<'_>,
     max_message: usize,
 ) -> Result<Option<(Stream, Certificates)>, HandshakeError> {
     Ok(match protocol {
@@ -256,15 +281,18 @@ async fn accept_tls(
     Ok((tls, certificates))
 }
 
-/// Answers `/health` and `/metrics` (`None`), or upgrades to WebSocket.
+/// Answers `/health` and `/metrics` (`None`), refuses what [`HttpAccess`] does not allow, or
+/// upgrades to WebSocket.
 async fn accept_ws<S: AsyncRead + AsyncWrite + Unpin>(
     mut stream: S,
-    http: Option<&dyn HttpStatus>,
+    http: Http<'_>,
     max_message: usize,
 ) -> Result<Option<WsStream<Replay<S>>>, HandshakeError> {
     let head = read_head(&mut stream).await?;
-    if head.answer(&mut stream, http).await? {
-        return Ok(None);
+    match head.answer(&mut stream, http.status, http.access).await? {
+        Outcome::Answered => return Ok(None),
+        Outcome::Refused(e) => return Err(e),
+        Outcome::Upgrade => {}
     }
     let config = WebSocketConfig::default()
         .max_message_size(Some(max_message))

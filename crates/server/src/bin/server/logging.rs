@@ -1,5 +1,6 @@
 //! The log: a tracing subscriber writing Harper-style lines to the configured file (and to
-//! stdout/stderr with `stdStreams`), whose level, file, tag and streams can change while running.
+//! stdout/stderr with `stdStreams`), whose level, file, tag, streams and rotation can change
+//! while running. The file itself, and its rotation, is `log_file.rs`.
 //!
 //! Line format, close to Harper's: `2025-01-31T12:00:00.123Z [mqtt] [warn]: message key=value`
 //! (UTC timestamp; the `[tag]` only when a tag is set; span context before the message).
@@ -19,13 +20,14 @@
 //! Notices are events with target [`NOTIFY`] (start-up banner, reloads, shutdown). As in Harper,
 //! they are written at every level, shown as `[notify]`.
 
-use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError, RwLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use config::{Level, Logging};
+
+use crate::log_file::LogFile;
 use tracing::{Event, Subscriber};
 use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::format::Writer;
@@ -47,7 +49,7 @@ pub struct LogHandle {
 
 /// Where lines go, and their tag; swapped whole on reload.
 struct Outputs {
-    file: Arc<Mutex<File>>,
+    file: Arc<Mutex<LogFile>>,
     tag: Option<String>,
     std_streams: bool,
 }
@@ -115,13 +117,7 @@ fn open_error(path: &Path, e: io::Error) -> anyhow::Error {
 }
 
 fn open_outputs(settings: &Logging) -> io::Result<Outputs> {
-    if let Some(dir) = settings.path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir)?;
-    }
-    let file = OpenOptions::new()
-        .create(true)
-        .append(true)
-        .open(&settings.path)?;
+    let file = LogFile::open(&settings.path, &settings.rotation)?;
     Ok(Outputs {
         file: Arc::new(Mutex::new(file)),
         tag: settings.tag.clone(),
@@ -233,7 +229,7 @@ impl Write for LineWriter {
             .file
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .write_all(line);
+            .write_line(line);
         if outputs.std_streams {
             if self.to_stderr {
                 let _ = io::stderr().lock().write_all(line);
@@ -255,7 +251,7 @@ impl Write for LineWriter {
 }
 
 /// `time` as UTC `YYYY-MM-DDTHH:MM:SS.mmmZ`, Harper's timestamp format.
-fn timestamp(time: SystemTime) -> String {
+pub(crate) fn timestamp(time: SystemTime) -> String {
     let since = time.duration_since(UNIX_EPOCH).unwrap_or_default();
     let secs = since.as_secs();
     let (days, rem) = (secs / 86_400, secs % 86_400);
@@ -417,6 +413,44 @@ mod tests {
         let got = lines(&second);
         assert_eq!(got.len(), 1, "{got:#?}");
         assert!(got[0].ends_with(" [error]: in the new file"), "{}", got[0]);
+    }
+
+    #[test]
+    fn a_log_past_max_size_is_rotated_and_lines_go_on_in_a_fresh_file() {
+        let path = log_path("rotation");
+        let settings = Logging {
+            rotation: config::Rotation {
+                max_size: std::num::NonZeroU64::new(1024),
+                ..config::Rotation::default()
+            },
+            ..settings(&path, Level::Info, Some("mqtt"))
+        };
+        let (subscriber, _handle) = build(&settings).expect("log opens");
+        tracing::subscriber::with_default(subscriber, || {
+            for i in 0..40 {
+                tracing::info!(line = i, "{}", "x".repeat(60));
+            }
+        });
+        let dir = path.parent().expect("a directory");
+        let rotated: Vec<PathBuf> = std::fs::read_dir(dir)
+            .expect("the log directory")
+            .map(|e| e.expect("an entry").path())
+            .filter(|p| p != &path)
+            .collect();
+        assert!(rotated.len() >= 2, "{rotated:?}");
+        let mut total = 0;
+        for file in rotated.iter().chain([&path]) {
+            let len = std::fs::metadata(file).expect("exists").len();
+            assert!(len <= 1024, "{} is {len} bytes", file.display());
+            total += lines(file).len();
+        }
+        assert_eq!(total, 40);
+        // The fresh file has the latest lines.
+        let current = lines(&path);
+        assert!(
+            current.last().is_some_and(|l| l.ends_with("line=39")),
+            "{current:#?}"
+        );
     }
 
     #[test]

@@ -12,6 +12,7 @@
 mod accounts;
 mod cli;
 mod default_keys;
+mod log_file;
 mod logging;
 mod open_files;
 mod wiring;
@@ -149,6 +150,9 @@ fn check_config(options: &Options) -> anyhow::Result<()> {
     }
     println!();
     println!("{}", banner(&loaded.config));
+    if let Some(addr) = loaded.config.http_status_port() {
+        println!("HTTP: {addr} (/health and /metrics only: mqtt.webSocket is false)");
+    }
     println!();
     if loaded.problems.is_empty() {
         println!("no problems");
@@ -238,7 +242,8 @@ async fn serve(
 ) -> anyhow::Result<()> {
     let options = wiring::broker_options(&config);
     let (tls, client_auth) = wiring::tls(&config)?;
-    let handshakes = transport::HandshakeLimit::new(MAX_HANDSHAKES);
+    let handshakes = wiring::handshake_limit(&config.mqtt.limits);
+    let handshake_timeout = wiring::handshake_timeout(&config.mqtt.limits);
     let mut bound = Vec::new();
     let mut listeners = Vec::new();
     for listener in config.listeners() {
@@ -259,9 +264,9 @@ async fn serve(
             config::BindAddress::Addr(_) => tcp.local_addr()?.to_string(),
         };
         bound.push(format!("{}: {shown}", listener.kind));
-        // The handshakes share the connect timeout's budget with CONNECT.
+        // Handshakes have their own timeout; CONNECT has what is left of the connect timeout.
         listeners.push(
-            transport::Listener::new(tcp, protocol, options.connect_timeout)
+            transport::Listener::new(tcp, protocol, handshake_timeout)
                 .with_handshake_limit(handshakes.clone())
                 // No WebSocket message needs to be larger than the largest MQTT packet.
                 .with_max_message_size(
@@ -271,6 +276,7 @@ async fn serve(
                 ),
         );
     }
+    let status = status_listener(&config, handshake_timeout, &handshakes).await;
     let banner = if bound.is_empty() {
         "MQTT: no listener is on".to_owned()
     } else {
@@ -280,6 +286,10 @@ async fn serve(
     println!("{banner}");
     println!("root: {}, config file: {file}", sources.root.display());
     tracing::info!(target: NOTIFY, root = %sources.root.display(), config_file = %file, "{banner}");
+    if let Some((listener, shown)) = status {
+        tracing::info!(target: NOTIFY, "HTTP: /health and /metrics on {shown} (mqtt.webSocket is false: no MQTT over WebSocket)");
+        listeners.push(listener);
+    }
     let users_file = config.authentication.users_file.clone();
     accounts::ensure_users_file(&users_file)?;
     let access = std::sync::Arc::new(
@@ -318,17 +328,17 @@ async fn serve(
     }
     let broker = builder.build();
     let users = tokio::spawn(watch_users_file(access, broker.clone()));
-    let reloader = tokio::spawn(reload_logging_on_sighup(sources, log, config));
     // The HTTP port answers /health and /metrics beside the WebSocket upgrade.
     let listeners = listeners
         .into_iter()
         .map(|l| match l.kind() {
             transport::TransportKind::WebSocket | transport::TransportKind::SecureWebSocket => {
-                l.with_http_status(broker.http_status())
+                wiring::http_side(l, &config.http, broker.http_status())
             }
             _ => l,
         })
         .collect();
+    let reloader = tokio::spawn(reload_logging_on_sighup(sources, log, config));
     broker.serve(listeners, shutdown_signal()).await;
     reloader.abort();
     users.abort();
@@ -336,9 +346,35 @@ async fn serve(
     Ok(())
 }
 
-/// TLS and WebSocket handshakes in progress at once, over every listener; connections beyond
-/// are closed on arrival.
-const MAX_HANDSHAKES: usize = 1024;
+/// With `mqtt.webSocket` off, `http.port` still answers `/health` and `/metrics` (and refuses
+/// upgrades with 404); the listener and the address to show. The port may be Harper's own: one
+/// that cannot be bound is logged and left out, and the broker runs without the endpoints.
+async fn status_listener(
+    config: &Config,
+    handshake_timeout: std::time::Duration,
+    handshakes: &transport::HandshakeLimit,
+) -> Option<(transport::Listener, String)> {
+    let addr = config.http_status_port()?;
+    match bind(&addr).await {
+        Ok(tcp) => {
+            let shown = match addr {
+                config::BindAddress::AllInterfaces(port) => port.to_string(),
+                config::BindAddress::Addr(_) => tcp
+                    .local_addr()
+                    .map_or_else(|_| addr.to_string(), |a| a.to_string()),
+            };
+            let listener =
+                transport::Listener::new(tcp, transport::Protocol::WebSocket, handshake_timeout)
+                    .with_handshake_limit(handshakes.clone())
+                    .status_only();
+            Some((listener, shown))
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "http.port: cannot listen on {addr}; /health and /metrics are not served");
+            None
+        }
+    }
+}
 
 /// Binds one listener address. "Every interface" is `[::]`, which also accepts IPv4 on Linux,
 /// falling back to `0.0.0.0` where IPv6 is unavailable.

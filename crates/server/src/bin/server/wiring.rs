@@ -156,6 +156,44 @@ pub(crate) fn store_policy(durability: config::Durability) -> store::Policy {
     }
 }
 
+/// The handshake slots shared by every TLS and WebSocket listener, from `mqtt.limits`
+/// (`maxHandshakes`, `maxHandshakesPerAddress`; `null` is no limit).
+pub(crate) fn handshake_limit(limits: &config::Limits) -> transport::HandshakeLimit {
+    let count = |n: Option<std::num::NonZeroU32>| {
+        n.map_or(usize::MAX, |n| {
+            usize::try_from(n.get()).unwrap_or(usize::MAX)
+        })
+    };
+    transport::HandshakeLimit::per_address(
+        count(limits.max_handshakes),
+        count(limits.max_handshakes_per_address),
+    )
+}
+
+/// How long TLS and WebSocket handshakes may take: `handshakeTimeout`, and never past
+/// `connectTimeout`, the budget from accept to CONNECT they are part of.
+pub(crate) fn handshake_timeout(limits: &config::Limits) -> std::time::Duration {
+    limits.handshake_timeout.min(limits.connect_timeout)
+}
+
+/// The HTTP side of a WebSocket listener, or of the port kept for `/health` and `/metrics`:
+/// the broker's status, the `/metrics` token (`http.metricsToken`) and the origins an upgrade
+/// may come from (`http.cors` with `http.corsAccessList`).
+pub(crate) fn http_side(
+    listener: transport::Listener,
+    http: &config::Http,
+    status: Arc<dyn transport::HttpStatus>,
+) -> transport::Listener {
+    let mut listener = listener.with_http_status(status);
+    if let Some(token) = &http.metrics_token {
+        listener = listener.with_metrics_token(token.expose());
+    }
+    if let Some(origins) = http.web_socket_origins() {
+        listener = listener.with_allowed_origins(origins.to_vec());
+    }
+    listener
+}
+
 /// Builds the verifier and the OCSP checker from `mqtt.network.mtls`, reading the CA bundle.
 /// Errors name the configuration key at fault.
 fn client_auth(mtls: &config::Mtls) -> anyhow::Result<ClientAuth> {
@@ -202,6 +240,17 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
+
+    #[test]
+    fn handshakes_end_within_the_connect_timeout() {
+        let limits = config::Limits::default();
+        assert_eq!(handshake_timeout(&limits), Duration::from_secs(5));
+        let short = config::Limits {
+            connect_timeout: Duration::from_secs(2),
+            ..limits
+        };
+        assert_eq!(handshake_timeout(&short), Duration::from_secs(2));
+    }
 
     #[test]
     fn default_durability_is_the_store_default_policy() {
