@@ -369,3 +369,38 @@ fn the_log_file_is_rotated_past_max_size() {
     // The broker writes on into the fresh file.
     wait_for_line(&current, "rotating-19");
 }
+
+#[test]
+fn check_config_shows_the_new_limits_and_never_the_metrics_token() {
+    const TOKEN: &str = "never-printed-token-0123456789";
+    let root = Root::new("check-config");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_server"))
+        .env_clear()
+        .env("HOME", &root.0)
+        .env("HTTP_METRICSTOKEN", TOKEN)
+        .env("MQTT_WEBSOCKET", "false")
+        .args(["check-config", "--root", root.0.to_str().expect("utf-8")])
+        .output()
+        .expect("the binary runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{text}");
+    for line in [
+        "  mqtt.limits.maxHandshakes: 1024",
+        "  mqtt.limits.maxHandshakesPerAddress: 128",
+        "  mqtt.limits.handshakeTimeout: 5000",
+        "  logging.rotation.enabled: true",
+        "  logging.rotation.maxSize: \"64M\"",
+        "  logging.rotation.interval: null",
+        "  mqtt.logging.rotation.compress: false",
+        "  http.cors: false",
+        "  http.corsAccessList: null",
+        "  http.metricsToken: \"<redacted>\"  # environment variable HTTP_METRICSTOKEN",
+        "HTTP: 9926 (/health and /metrics only: mqtt.webSocket is false)",
+    ] {
+        assert!(
+            text.lines().any(|l| l == line),
+            "{line:?} missing from\n{text}"
+        );
+    }
+    assert!(!text.contains(TOKEN), "{text}");
+}
