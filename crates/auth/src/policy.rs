@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock, RwLock};
 
-use argon2::password_hash::{PasswordHash, PasswordVerifier};
+use argon2::password_hash::PasswordHash;
 
 use crate::users::{RuleEntry, UsersFile, UsersFileError};
 use crate::{AccessControl, ConnectRequest, Identity, PublishAction, Refusal, filter};
@@ -253,14 +253,55 @@ impl Policy {
     }
 }
 
-/// Whether `password` matches the PHC string `hash` (Argon2 compares in constant time); a hash
+/// Whether `password` matches the Argon2 PHC string `hash` (compared in constant time); a hash
 /// that does not parse matches nothing.
+///
+/// Argon2 needs `m` KiB of working memory (19 MiB by default). It is kept per thread and
+/// reused: a thread that checks passwords holds one such buffer, instead of allocating one per
+/// check, which the allocator keeps around in every thread's arena.
 fn verify_password(hash: &str, password: &[u8]) -> bool {
-    PasswordHash::new(hash).is_ok_and(|parsed| {
-        argon2::Argon2::default()
-            .verify_password(password, &parsed)
+    use argon2::{Algorithm, Argon2, Block, Params, Version};
+    use std::cell::RefCell;
+
+    thread_local! {
+        static MEMORY: RefCell<Vec<Block>> = const { RefCell::new(Vec::new()) };
+    }
+    let Ok(parsed) = PasswordHash::new(hash) else {
+        return false;
+    };
+    let (Some(salt), Some(expected)) = (parsed.salt, parsed.hash) else {
+        return false;
+    };
+    let Ok(algorithm) = Algorithm::try_from(parsed.algorithm) else {
+        return false;
+    };
+    let Ok(version) = parsed
+        .version
+        .map_or(Ok(Version::default()), Version::try_from)
+    else {
+        return false;
+    };
+    let Ok(params) = Params::try_from(&parsed) else {
+        return false;
+    };
+    let mut salt_buf = [0u8; 64];
+    let Ok(salt) = salt.decode_b64(&mut salt_buf) else {
+        return false;
+    };
+    let blocks = params.block_count();
+    let argon = Argon2::new(algorithm, version, params);
+    let mut out = vec![0u8; expected.len()];
+    let hashed = MEMORY.with(|memory| {
+        let mut memory = memory.borrow_mut();
+        if memory.len() < blocks {
+            memory.resize(blocks, Block::default());
+        }
+        argon
+            .hash_password_into_with_memory(password, salt, &mut out, &mut memory[..blocks])
             .is_ok()
-    })
+    });
+    // `Output` compares in constant time.
+    hashed && argon2::password_hash::Output::new(&out).is_ok_and(|out| out == expected)
 }
 
 /// An Argon2id hash of a random password, made once with the parameters of real ones
@@ -475,6 +516,34 @@ roles:
             request(&policy_requiring(true)),
             Err(Refusal::NotAuthorized)
         );
+    }
+
+    #[test]
+    fn passwords_verify_against_hashes_of_any_parameters() {
+        let hash = crate::hash_password("right").unwrap();
+        assert!(verify_password(&hash, b"right"));
+        assert!(!verify_password(&hash, b"wrong"));
+        // Other costs and algorithms than ours, as another tool may have written them.
+        let salt = argon2::password_hash::SaltString::from_b64("c2FsdHNhbHRzYWx0").unwrap();
+        for (algorithm, m, t) in [
+            (argon2::Algorithm::Argon2id, 8, 1),
+            (argon2::Algorithm::Argon2i, 64, 3),
+            (argon2::Algorithm::Argon2d, 32, 2),
+        ] {
+            use argon2::password_hash::PasswordHasher;
+            let params = argon2::Params::new(m, t, 1, None).unwrap();
+            let other = argon2::Argon2::new(algorithm, argon2::Version::V0x13, params)
+                .hash_password(b"pw", &salt)
+                .unwrap()
+                .to_string();
+            assert!(verify_password(&other, b"pw"), "{other}");
+            assert!(!verify_password(&other, b"px"), "{other}");
+        }
+        assert!(!verify_password("not a hash", b"right"));
+        assert!(!verify_password(
+            &hash.replace("$argon2id$", "$scrypt$"),
+            b"right"
+        ));
     }
 
     #[test]

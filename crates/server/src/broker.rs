@@ -21,6 +21,7 @@ use crate::options::BrokerOptions;
 use crate::persist::Persist;
 use crate::rate::ConnectionRate;
 use crate::retained::{MemoryRetained, RetainedStore};
+use crate::revocation::RevocationWatch;
 use crate::session::{Enqueued, QueueLimits, Session, Subscription};
 
 /// Counters behind `$SYS` and metrics.
@@ -60,6 +61,8 @@ pub(crate) struct Shared {
     connection_rate: Option<ConnectionRate>,
     /// Client certificates (`mqtt.network.mtls`), when on.
     client_auth: Option<Arc<ClientAuth>>,
+    /// Connected clients whose certificates are checked again, when OCSP is on.
+    revocation: Option<Arc<RevocationWatch>>,
     /// The durable store (does nothing when off).
     persist: Persist,
     /// Held while a retained message is written to the store and to memory.
@@ -86,6 +89,7 @@ impl Shared {
         persist: Persist,
     ) -> Self {
         let connection_rate = options.connection_rate_per_ip.map(ConnectionRate::new);
+        let revocation = client_auth.as_ref().and_then(RevocationWatch::new);
         Self {
             options,
             access,
@@ -96,6 +100,7 @@ impl Shared {
             login_throttle: LoginThrottle::default(),
             connection_rate,
             client_auth,
+            revocation,
             persist,
             retain_order: Mutex::new(()),
             started: tokio::time::Instant::now(),
@@ -126,6 +131,11 @@ impl Shared {
 
     pub fn client_auth(&self) -> Option<&Arc<ClientAuth>> {
         self.client_auth.as_ref()
+    }
+
+    /// The watch over connected clients' certificates, when OCSP is on.
+    pub fn revocation(&self) -> Option<&Arc<RevocationWatch>> {
+        self.revocation.as_ref()
     }
 
     pub fn persist(&self) -> &Persist {

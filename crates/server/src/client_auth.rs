@@ -22,6 +22,8 @@ pub struct ClientAuth {
     mapping: UserMapping,
     required: bool,
     ocsp: Option<(OcspChecker, FailureMode)>,
+    /// How long OCSP answers are cached (`cacheTtl`).
+    cache_ttl: std::time::Duration,
     /// `None` when no TLS listener is on, so no certificate can arrive.
     verifier: Option<Arc<dyn ClientCertVerifier>>,
     outcomes: Outcomes,
@@ -82,6 +84,9 @@ pub(crate) struct CertificateVerdict {
 impl ClientAuth {
     /// Builds the verifier and the OCSP checker.
     pub fn new(settings: ClientAuthSettings) -> Result<Self, mtls_verifier::BuildError> {
+        let cache_ttl = settings
+            .ocsp
+            .map_or(std::time::Duration::ZERO, |o| o.cache_ttl);
         let checker = settings
             .ocsp
             .map(|o| {
@@ -104,6 +109,7 @@ impl ClientAuth {
             mapping: settings.mapping,
             required: settings.required,
             ocsp: checker,
+            cache_ttl,
             verifier: Some(verifier.into_arc()),
             outcomes: Outcomes::default(),
         })
@@ -116,6 +122,7 @@ impl ClientAuth {
             mapping: UserMapping::CommonName,
             required,
             ocsp: None,
+            cache_ttl: std::time::Duration::ZERO,
             verifier: None,
             outcomes: Outcomes::default(),
         }
@@ -173,6 +180,32 @@ impl ClientAuth {
                 credentials_required: false,
             });
         };
+        self.check_revocation(chain, leaf).await?;
+        match self.mapping.user_for(leaf) {
+            Ok(Some(user)) => Ok(CertificateVerdict {
+                user: Some(user),
+                credentials_required: false,
+            }),
+            Ok(None) => Ok(CertificateVerdict {
+                user: None,
+                credentials_required: true,
+            }),
+            Err(e) => {
+                let (subject, serial) = describe(leaf);
+                warn!(%subject, %serial, error = %e, "client certificate names no user; refusing");
+                Err(ReasonCode::NotAuthorized)
+            }
+        }
+    }
+
+    /// The OCSP check of a chain whose leaf is `leaf`, when revocation checking is on: `Err`
+    /// (not authorized) for a revoked certificate, or one without a trustworthy answer under
+    /// `fail-closed`. Answers come from the cache while it holds them.
+    async fn check_revocation(
+        &self,
+        chain: &[CertificateDer<'static>],
+        leaf: &CertificateDer<'static>,
+    ) -> Result<(), ReasonCode> {
         if let Some((checker, mode)) = &self.ocsp {
             let result = checker.check(chain).await;
             let allowed = mode.allows(&result);
@@ -206,21 +239,22 @@ impl ClientAuth {
                 return Err(ReasonCode::NotAuthorized);
             }
         }
-        match self.mapping.user_for(leaf) {
-            Ok(Some(user)) => Ok(CertificateVerdict {
-                user: Some(user),
-                credentials_required: false,
-            }),
-            Ok(None) => Ok(CertificateVerdict {
-                user: None,
-                credentials_required: true,
-            }),
-            Err(e) => {
-                let (subject, serial) = describe(leaf);
-                warn!(%subject, %serial, error = %e, "client certificate names no user; refusing");
-                Err(ReasonCode::NotAuthorized)
-            }
+        Ok(())
+    }
+
+    /// Checks the certificate of a connected client again (its cached answer has run out):
+    /// whether it may stay connected.
+    pub(crate) async fn still_valid(&self, chain: &[CertificateDer<'static>]) -> bool {
+        match chain.first() {
+            Some(leaf) => self.check_revocation(chain, leaf).await.is_ok(),
+            None => true,
         }
+    }
+
+    /// How often a connected client's certificate is checked again: when its cached answer
+    /// has run out (`cacheTtl`); `None` without revocation checking.
+    pub(crate) fn recheck_every(&self) -> Option<std::time::Duration> {
+        self.ocsp.as_ref().map(|_| self.cache_ttl)
     }
 }
 

@@ -28,6 +28,7 @@ mod options;
 mod persist;
 mod rate;
 mod retained;
+mod revocation;
 mod session;
 mod sys;
 

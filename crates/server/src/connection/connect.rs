@@ -84,11 +84,15 @@ where
             return None;
         }
     };
+    let revocation = shared.revocation().cloned();
     let Ok(mut conn) = accept(shared, connect, client_id, assigned, identity) else {
         info!("the client id names another user's session; refusing");
         refuse(stream, ReasonCode::NotAuthorized, v5).await;
         return None;
     };
+    if let Some(watch) = revocation {
+        watch.watch(&conn.session, conn.generation, certificates);
+    }
     // Packets already buffered behind the CONNECT are handled by the main loop first.
     if !rbuf.is_empty() {
         conn.rbuf = rbuf;

@@ -262,6 +262,11 @@ impl Connection {
                 self.send_disconnect(ReasonCode::NotAuthorized);
                 Some(Close::Revoked)
             }
+            Woken::Evicted(Ok(Eviction::CertificateRevoked)) => {
+                info!("client certificate revoked since it connected; disconnecting");
+                self.send_disconnect(ReasonCode::NotAuthorized);
+                Some(Close::WithWill)
+            }
             Woken::Evicted(Ok(Eviction::Shutdown)) => {
                 self.send_disconnect(ReasonCode::ServerShuttingDown);
                 Some(Close::Shutdown)

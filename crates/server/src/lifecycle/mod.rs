@@ -194,6 +194,9 @@ pub(crate) fn detach(shared: &Arc<Shared>, departure: Detach<'_>) {
             session.keep_alive.stop(generation);
             session.wake.clear();
         }
+        if let Some(watch) = shared.revocation() {
+            watch.unwatch(session.id, generation);
+        }
         (owner, state.expiry())
     };
     let mut delayed_will = None;

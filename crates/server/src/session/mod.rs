@@ -33,6 +33,8 @@ pub(crate) enum Eviction {
     TakenOver,
     /// The connection's user was removed or deactivated.
     AccessRevoked,
+    /// The connection's client certificate was revoked since it connected.
+    CertificateRevoked,
     /// The broker is shutting down.
     Shutdown,
 }
