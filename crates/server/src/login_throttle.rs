@@ -25,8 +25,8 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 const CAPACITY: usize = 10_000;
 /// An attempt older than this no longer counts.
 const MEMORY: Duration = Duration::from_secs(300);
-/// Turns: attempts whose addresses hash to one stripe take turns.
-const STRIPES: usize = 256;
+/// Addresses with attempts in progress past which idle turns are pruned.
+const TURNS_KEPT: usize = 1024;
 /// One failure line per address per this long; the rest are counted.
 const LOG_EVERY: Duration = Duration::from_secs(10);
 /// How long an address that logged a user in stays known for that user.
@@ -106,7 +106,8 @@ pub(crate) struct LoginThrottle {
     /// (user, address) pairs that logged in recently, as keyed hashes, with when.
     known: Mutex<HashMap<u64, Instant>>,
     user_keys: RandomState,
-    turns: Box<[Arc<tokio::sync::Mutex<()>>]>,
+    /// Each address's turn; entries no attempt holds are pruned as the map grows.
+    turns: Mutex<HashMap<IpAddr, Arc<tokio::sync::Mutex<()>>>>,
     hashing: Arc<Semaphore>,
     /// The slot only known pairs may use.
     kept: Arc<Semaphore>,
@@ -140,7 +141,7 @@ impl LoginThrottle {
             by_user: Mutex::new(Bounded(HashMap::new())),
             user_keys: RandomState::new(),
             known: Mutex::new(HashMap::new()),
-            turns: (0..STRIPES).map(|_| Arc::default()).collect(),
+            turns: Mutex::new(HashMap::new()),
             hashing: Arc::new(Semaphore::new(hashes.max(1))),
             kept: Arc::new(Semaphore::new(1)),
             pool: HashPool::new(hashes.max(1) + 1),
@@ -152,8 +153,15 @@ impl LoginThrottle {
     /// waits as long as the more suspicious of the two asks. The caller keeps the [`Attempt`]
     /// while it checks the password.
     pub async fn attempt(&self, ip: IpAddr, user: Option<&str>) -> Attempt {
-        let stripe = self.user_keys.hash_one(ip) as usize % STRIPES;
-        let turn = self.turns[stripe].clone().lock_owned().await;
+        let turn = {
+            let mut turns = lock(&self.turns);
+            if turns.len() >= TURNS_KEPT {
+                // Held only by the map: no attempt of that address is in progress.
+                turns.retain(|_, t| Arc::strong_count(t) > 1);
+            }
+            turns.entry(ip).or_default().clone()
+        };
+        let turn = turn.lock_owned().await;
         let now = Instant::now();
         let pair = user.map(|u| {
             let key = self.user_keys.hash_one((u, ip));
