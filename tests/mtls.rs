@@ -1,7 +1,7 @@
 //! Client certificates (`mqtt.network.mtls`) end to end: a broker with a TLS listener (and a
 //! plain one) asking for certificates from the xtask PKI, clients presenting them over real TLS,
 //! and a real `openssl ocsp` responder for revocation, plus small fault-injecting responders for
-//! what openssl cannot do (hang, answer garbage).
+//! what openssl cannot do (hang, answer garbage, redirect, replay an old answer).
 
 #![allow(clippy::unwrap_used, clippy::expect_used, missing_docs)]
 
@@ -925,6 +925,113 @@ async fn a_refused_connection_or_a_garbage_answer_follows_the_failure_mode() {
     assert_failure_modes(free_port(), 2_000, "nothing listening").await;
     let (port, task) = garbage_responder().await;
     assert_failure_modes(port, 2_000, "garbage answer").await;
+    task.abort();
+}
+
+/// Answers every request on `listener` with HTTP `head` (status line and headers, without the
+/// blank line) and `body`.
+fn fixed_responder(listener: TcpListener, head: String, body: Vec<u8>) -> JoinHandle<()> {
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let head = head.clone();
+            let body = body.clone();
+            tokio::spawn(async move {
+                let mut buf = vec![0u8; 8192];
+                let _ = socket.read(&mut buf).await;
+                let head = format!(
+                    "{head}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(head.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+            });
+        }
+    })
+}
+
+#[tokio::test]
+async fn a_replayed_good_answer_from_before_the_revocation_does_not_let_the_revoked_client_in() {
+    if !require_program("openssl") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pki = pki_with_responder_port(listener.local_addr().unwrap().port());
+    // A genuine `good` for the revoked certificate, from an hour ago, echoing no nonce.
+    let replayed = pki
+        .ocsp_answer_from_before_revocation("revoked", Duration::from_secs(60 * 60))
+        .unwrap();
+    let task = fixed_responder(
+        listener,
+        "HTTP/1.1 200 OK\r\ncontent-type: application/ocsp-response".to_owned(),
+        replayed,
+    );
+    let b = MtlsBroker::start(
+        pki.clone(),
+        Mtls {
+            ocsp: ocsp(FailureMode::FailClosed, 5_000, 600_000),
+            ..Mtls::default()
+        },
+    )
+    .await;
+    for _ in 0..2 {
+        assert_eq!(
+            b.tls_outcome(Some(&pki.revoked), V5).await,
+            Outcome::ConnAck(ReasonCode::NotAuthorized)
+        );
+    }
+    assert_eq!(
+        b.metric("mqtt_ocsp_checks_total{outcome=\"failed_closed\"} "),
+        2
+    );
+    // Not cached: the second connection asked again.
+    assert_eq!(b.metric("mqtt_ocsp_requests_total "), 2);
+    b.stop().await;
+    task.abort();
+}
+
+#[tokio::test]
+async fn a_responder_redirecting_to_another_is_not_followed() {
+    if !require_program("openssl") {
+        return;
+    }
+    // The certificates name a responder that redirects (307 keeps the POST and its body) to the
+    // real one, which would answer `good`.
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let pki = pki_with_responder_port(listener.local_addr().unwrap().port());
+    let real_port = free_port();
+    let dir = tempfile::tempdir().unwrap();
+    pki.write_to(dir.path()).unwrap();
+    let mut args = pki.ocsp_responder_args(dir.path()).unwrap();
+    let at = args.iter().position(|arg| arg == "-port").unwrap();
+    args[at + 1] = real_port.to_string();
+    let _responder = OcspResponder::start(
+        args,
+        dir.path().join("ocsp.stderr"),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    let task = fixed_responder(
+        listener,
+        format!("HTTP/1.1 307 Temporary Redirect\r\nlocation: http://127.0.0.1:{real_port}/"),
+        Vec::new(),
+    );
+    let b = MtlsBroker::start(
+        pki.clone(),
+        Mtls {
+            ocsp: ocsp(FailureMode::FailClosed, 5_000, 600_000),
+            ..Mtls::default()
+        },
+    )
+    .await;
+    assert_eq!(
+        b.tls_outcome(Some(&pki.alice), V5).await,
+        Outcome::ConnAck(ReasonCode::NotAuthorized)
+    );
+    assert_eq!(
+        b.metric("mqtt_ocsp_checks_total{outcome=\"failed_closed\"} "),
+        1
+    );
+    b.stop().await;
     task.abort();
 }
 

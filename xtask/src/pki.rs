@@ -28,6 +28,9 @@
 //! `carol` (intermediate) and `stranger` (other CA), in a response their clients cannot verify:
 //! RFC 6960 §4.2.2.2 wants a delegated responder issued by the certificate's own CA.
 //!
+//! [`Pki::ocsp_answer_from_before_revocation`] makes the answer an attacker would replay: `good`
+//! for a certificate, an hour (or any age) old, echoing no nonce.
+//!
 //! Wait for that responder by reading the `ACCEPT` line it prints on stdout, not by connecting to
 //! its port: a connection that closes without sending a request wedges the openssl 3.0 responder.
 
@@ -36,6 +39,7 @@ mod der;
 mod file;
 mod index;
 mod ocsp_server;
+mod replay;
 mod responder;
 
 use std::fmt;

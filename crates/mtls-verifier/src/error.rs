@@ -87,6 +87,27 @@ pub enum OcspError {
         /// What went wrong.
         reason: String,
     },
+    /// The responder answered with a redirect, which is not followed: the URL in the
+    /// certificate is the only responder asked.
+    #[error(
+        "OCSP responder {url} answered HTTP {status} redirecting to {location:?}; redirects are not followed"
+    )]
+    Redirect {
+        /// The responder URL.
+        url: String,
+        /// The HTTP status code (3xx).
+        status: u16,
+        /// The `Location` header as sent (at most 256 characters), empty if there was none.
+        location: String,
+    },
+    /// The response body is larger than the checker reads (64 KiB); the rest was not read.
+    #[error("OCSP response from {url} is larger than {limit} bytes")]
+    ResponseTooLarge {
+        /// The responder URL.
+        url: String,
+        /// The most bytes read.
+        limit: usize,
+    },
     /// The responder answered with an HTTP error.
     #[error("OCSP responder {url} answered HTTP {status}")]
     HttpStatus {
@@ -119,6 +140,13 @@ pub enum OcspError {
     /// `nextUpdate` has passed, beyond the allowed clock skew.
     #[error("OCSP response is stale: nextUpdate has passed")]
     Stale,
+    /// The response echoes no nonce and is no longer fresh (its `nextUpdate` has passed or,
+    /// without one, its `thisUpdate` is over 5 minutes old): it may be a replayed answer given
+    /// before the certificate was revoked.
+    #[error(
+        "OCSP response echoes no nonce and is not fresh (nextUpdate passed, or thisUpdate over 5 minutes old without nextUpdate)"
+    )]
+    StaleWithoutNonce,
 }
 
 impl OcspError {
@@ -127,7 +155,7 @@ impl OcspError {
     pub fn kind(&self) -> &'static str {
         match self {
             Self::Timeout { .. } => "timeout",
-            Self::Http { .. } | Self::HttpStatus { .. } => "http",
+            Self::Http { .. } | Self::HttpStatus { .. } | Self::Redirect { .. } => "http",
             Self::NoOcspUrl { .. } => "no_url",
             Self::EmptyChain | Self::Certificate(_) | Self::NoIssuer { .. } => "certificate",
             Self::Malformed(_)
@@ -137,7 +165,9 @@ impl OcspError {
             | Self::NoMatchingResponse
             | Self::NonceMismatch
             | Self::NotYetValid
-            | Self::Stale => "bad_response",
+            | Self::Stale
+            | Self::StaleWithoutNonce
+            | Self::ResponseTooLarge { .. } => "bad_response",
         }
     }
 

@@ -9,7 +9,12 @@
 //! - [`OcspChecker`] asks the certificate's OCSP responder (RFC 6960, URL from its Authority
 //!   Information Access) and verifies the answer: signed by the issuer or by a responder the
 //!   issuer gave the OCSP-signing usage, matching CertID and nonce, `thisUpdate`/`nextUpdate`
-//!   current. [`FailureMode`] says what a missing or untrustworthy answer means.
+//!   current. An answer that echoes no nonce could be a replay: its `good` (or `unknown`) is
+//!   believed only while fresh, that is `nextUpdate` in the future or, without `nextUpdate`,
+//!   `thisUpdate` at most 5 minutes old ([`OcspError::StaleWithoutNonce`]). Redirects are not
+//!   followed ([`OcspError::Redirect`]) and at most 64 KiB of a response is read
+//!   ([`OcspError::ResponseTooLarge`]). [`FailureMode`] says what a missing or untrustworthy
+//!   answer means.
 //!
 //! # Where the OCSP check runs
 //!
@@ -21,8 +26,17 @@
 //! 2. After the handshake and before CONNACK, the server awaits [`OcspChecker::check`] on the
 //!    peer's chain in that connection's task (other connections are not blocked), then decides
 //!    with [`FailureMode::allows`]. `check` answers from the cache when it can and fills it
-//!    with `good` and `revoked` answers (for the TTL, never past `nextUpdate`); failures and
-//!    `unknown` are never cached. Concurrent checks of one certificate share one request.
+//!    with `good` and `revoked` answers, each kept for the TTL or while it is fresh (until its
+//!    `nextUpdate`, or 5 minutes after its `thisUpdate` without one), whichever ends first;
+//!    failures and `unknown` are never cached. Concurrent checks of one certificate share one
+//!    request.
+//!
+//! # Changes
+//!
+//! - Since issue #16: [`OcspError`] has three more variants, [`OcspError::StaleWithoutNonce`],
+//!   [`OcspError::Redirect`] (kind `http`) and [`OcspError::ResponseTooLarge`] (kind
+//!   `bad_response`); a `match` over it needs arms for them. [`OcspOptions::cache_ttl`] is now
+//!   an upper bound: an answer is cached no longer than it is fresh.
 //!
 //! # Example
 //!

@@ -1,11 +1,12 @@
 //! [`OcspChecker`] against a real `openssl ocsp` responder serving the xtask test PKI, and against
-//! a responder that accepts connections and never answers (the one fault openssl cannot play).
+//! small responders playing the faults openssl cannot: one that accepts connections and never
+//! answers, one that redirects, one that sends a huge body, and one replaying an old answer.
 //!
 //! Without `openssl` on PATH the responder tests print why and pass, except with `CI=true`, where
 //! a missing `openssl` is a failure.
 
 use std::io::{Read, Write};
-use std::net::TcpListener;
+use std::net::{TcpListener, TcpStream};
 use std::process::Command;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, mpsc};
@@ -56,6 +57,33 @@ fn checker(pki: &Pki, timeout: Duration) -> OcspChecker {
     .expect("building the checker")
 }
 
+/// Reads one HTTP request from `stream`: headers, then as many body bytes as Content-Length
+/// says. False if the peer went away first.
+fn read_request(stream: &mut TcpStream) -> bool {
+    let mut request = Vec::new();
+    let mut buf = [0u8; 4096];
+    loop {
+        let Ok(n) = stream.read(&mut buf) else {
+            return false;
+        };
+        if n == 0 {
+            return false;
+        }
+        request.extend_from_slice(&buf[..n]);
+        let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
+        if let Some(end) = text.find("\r\n\r\n") {
+            let length = text
+                .lines()
+                .find_map(|line| line.strip_prefix("content-length:"))
+                .and_then(|value| value.trim().parse::<usize>().ok())
+                .unwrap_or(0);
+            if request.len() >= end + 4 + length {
+                return true;
+            }
+        }
+    }
+}
+
 /// A one-shot responder on `listener`: reads one HTTP request, answers `status` with `body`.
 fn serve_once(
     listener: TcpListener,
@@ -66,26 +94,8 @@ fn serve_once(
         let Ok((mut stream, _)) = listener.accept() else {
             return;
         };
-        let mut request = Vec::new();
-        let mut buf = [0u8; 4096];
-        // Headers, then as many body bytes as Content-Length says.
-        loop {
-            let Ok(n) = stream.read(&mut buf) else { return };
-            if n == 0 {
-                return;
-            }
-            request.extend_from_slice(&buf[..n]);
-            let text = String::from_utf8_lossy(&request).to_ascii_lowercase();
-            if let Some(end) = text.find("\r\n\r\n") {
-                let length = text
-                    .lines()
-                    .find_map(|line| line.strip_prefix("content-length:"))
-                    .and_then(|value| value.trim().parse::<usize>().ok())
-                    .unwrap_or(0);
-                if request.len() >= end + 4 + length {
-                    break;
-                }
-            }
+        if !read_request(&mut stream) {
+            return;
         }
         let head = format!(
             "HTTP/1.1 {status}\r\ncontent-type: application/ocsp-response\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
@@ -396,4 +406,165 @@ async fn simultaneous_checks_of_one_certificate_make_one_request() {
     assert_eq!(checker.check(&chain(&pki.bob)).await, Ok(Status::Good));
     assert_eq!(requests.load(Ordering::SeqCst), 2);
     proxying.abort();
+}
+
+#[tokio::test]
+async fn a_replayed_good_answer_from_before_the_revocation_lets_nobody_in() {
+    if !require_program("openssl") {
+        return;
+    }
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the replaying responder");
+    let pki = pki_for(listener.local_addr().expect("local address").port());
+    let replayed = pki
+        .ocsp_answer_from_before_revocation("revoked", Duration::from_secs(60 * 60))
+        .expect("an answer from an hour ago");
+    let served = serve_once(listener, "200 OK", replayed);
+    let checker = checker(&pki, CHECK_TIMEOUT);
+    let result = checker.check(&chain(&pki.revoked)).await;
+    assert_eq!(result, Err(OcspError::StaleWithoutNonce));
+    assert!(!FailureMode::FailClosed.allows(&result));
+    assert_eq!(checker.cache().get(&pki.revoked.cert_der), None);
+    served.join().expect("the replaying responder thread");
+}
+
+#[tokio::test]
+async fn an_answer_without_nonce_is_cached_only_while_it_is_fresh() {
+    if !require_program("openssl") {
+        return;
+    }
+    // thisUpdate 4 min 57 s ago and no nextUpdate: fresh for 3 more seconds, far less than the
+    // cache's 60 s TTL.
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the responder");
+    let pki = pki_for(listener.local_addr().expect("local address").port());
+    let answer = pki
+        .ocsp_answer_from_before_revocation("alice", Duration::from_secs(5 * 60 - 3))
+        .expect("an answer from almost five minutes ago");
+    let served = serve_once(listener, "200 OK", answer);
+    let checker = checker(&pki, CHECK_TIMEOUT);
+    let started = Instant::now();
+    assert_eq!(checker.check(&chain(&pki.alice)).await, Ok(Status::Good));
+    assert_eq!(checker.cache().get(&pki.alice.cert_der), Some(Status::Good));
+    served.join().expect("the responder thread");
+    // The clock passing the answer's freshness is what is tested, so the test waits for it.
+    tokio::time::sleep(Duration::from_secs(4).saturating_sub(started.elapsed())).await;
+    assert_eq!(checker.cache().get(&pki.alice.cert_der), None);
+}
+
+#[tokio::test]
+async fn a_redirect_is_not_followed_and_is_a_failure() {
+    // The redirect's target counts the connections it is offered.
+    let target = TcpListener::bind("127.0.0.1:0").expect("binding the redirect target");
+    target
+        .set_nonblocking(true)
+        .expect("a non-blocking listener");
+    let location = format!(
+        "http://127.0.0.1:{}/",
+        target.local_addr().expect("local address").port()
+    );
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the redirecting responder");
+    let pki = pki_for(listener.local_addr().expect("local address").port());
+    let redirecting = thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return;
+        };
+        if read_request(&mut stream) {
+            let head = format!(
+                "HTTP/1.1 307 Temporary Redirect\r\nlocation: {location}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n"
+            );
+            let _ = stream.write_all(head.as_bytes());
+        }
+    });
+    let result = checker(&pki, Duration::from_secs(2))
+        .check(&chain(&pki.alice))
+        .await;
+    assert!(
+        matches!(&result, Err(OcspError::Redirect { status: 307, location, .. }) if location.starts_with("http://127.0.0.1:")),
+        "{result:?}"
+    );
+    assert!(!FailureMode::FailClosed.allows(&result));
+    assert!(FailureMode::FailOpen.allows(&result));
+    redirecting
+        .join()
+        .expect("the redirecting responder thread");
+    assert!(
+        matches!(target.accept(), Err(e) if e.kind() == std::io::ErrorKind::WouldBlock),
+        "the checker followed the redirect"
+    );
+}
+
+/// 256 MiB, what a hostile responder might send.
+const HUGE_BODY: u64 = 256 * 1024 * 1024;
+
+/// A responder that answers `200 OK` with [`HUGE_BODY`] zero bytes (with or without a
+/// Content-Length), and reports how many bytes it got to write before the client hung up.
+fn huge_responder(listener: TcpListener, declare_length: bool) -> thread::JoinHandle<u64> {
+    thread::spawn(move || {
+        let Ok((mut stream, _)) = listener.accept() else {
+            return 0;
+        };
+        if !read_request(&mut stream) {
+            return 0;
+        }
+        let length = if declare_length {
+            format!("content-length: {HUGE_BODY}\r\n")
+        } else {
+            String::new()
+        };
+        let head = format!(
+            "HTTP/1.1 200 OK\r\ncontent-type: application/ocsp-response\r\n{length}connection: close\r\n\r\n"
+        );
+        if stream.write_all(head.as_bytes()).is_err() {
+            return 0;
+        }
+        let chunk = vec![0u8; 64 * 1024];
+        let mut written = 0;
+        while written < HUGE_BODY {
+            match stream.write(&chunk) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => written += n as u64,
+            }
+        }
+        written
+    })
+}
+
+async fn assert_huge_body_is_refused(declare_length: bool) {
+    let listener = TcpListener::bind("127.0.0.1:0").expect("binding the responder");
+    let pki = pki_for(listener.local_addr().expect("local address").port());
+    let responder = huge_responder(listener, declare_length);
+    let checker = checker(&pki, Duration::from_secs(30));
+    let started = Instant::now();
+    let result = checker.check(&chain(&pki.alice)).await;
+    let elapsed = started.elapsed();
+    drop(checker);
+    // Joined off the runtime: the HTTP client's connection task must run to hang up.
+    let written = tokio::task::spawn_blocking(move || responder.join())
+        .await
+        .expect("joining")
+        .expect("the responder thread");
+    // The client hung up after at most 64 KiB: what the responder got to write is what the
+    // sockets' buffers held, nowhere near the whole body.
+    assert!(
+        written < 32 * 1024 * 1024,
+        "the responder wrote {written} bytes before the client gave up ({result:?})"
+    );
+    assert!(
+        matches!(
+            result,
+            Err(OcspError::ResponseTooLarge { limit: 65_536, .. })
+        ),
+        "{result:?}"
+    );
+    assert!(!FailureMode::FailClosed.allows(&result));
+    assert!(elapsed < Duration::from_secs(5), "took {elapsed:?}");
+}
+
+#[tokio::test]
+async fn a_huge_response_with_its_length_declared_is_refused_unread() {
+    assert_huge_body_is_refused(true).await;
+}
+
+#[tokio::test]
+async fn a_huge_response_streamed_without_length_is_refused_after_64_kib() {
+    assert_huge_body_is_refused(false).await;
 }

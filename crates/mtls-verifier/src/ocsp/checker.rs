@@ -22,8 +22,8 @@ use x509_parser::extensions::{GeneralName, ParsedExtension};
 use x509_parser::oid_registry::OID_PKIX_ACCESS_DESCRIPTOR_OCSP;
 use x509_parser::prelude::{FromDer, X509Certificate};
 
-use super::cache::{CacheKey, CachedStatus, OcspCache, cache_key};
-use super::response::verify_response;
+use super::cache::{CacheKey, OcspCache, cache_key};
+use super::response::{Answer, verify_response};
 use super::{OcspOptions, Status};
 use crate::error::{BuildError, OcspError};
 
@@ -31,6 +31,9 @@ use crate::error::{BuildError, OcspError};
 const ID_SHA1: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.14.3.2.26");
 /// Nonce length in bytes (RFC 8954 §2.1 recommends 32 at most).
 pub(super) const NONCE_LEN: usize = 16;
+/// The most response bytes read. A response for one certificate is a few hundred bytes to a
+/// few KiB (with the responder's certificate); anything near this is not an OCSP answer.
+pub(super) const MAX_RESPONSE_LEN: usize = 64 * 1024;
 
 /// Checks client certificates with their issuer's OCSP responder, asynchronously.
 ///
@@ -99,7 +102,9 @@ impl Drop for InFlight<'_> {
 
 impl OcspChecker {
     /// Builds the checker. The HTTP client speaks plain HTTP only (OCSP responders are `http://`,
-    /// RFC 6960 Appendix A) and ignores proxy environment variables.
+    /// RFC 6960 Appendix A), ignores proxy environment variables, follows no redirects (a
+    /// redirect is a failure, [`OcspError::Redirect`]) and reads at most 64 KiB of a response
+    /// ([`OcspError::ResponseTooLarge`]).
     pub fn new(options: &OcspOptions) -> Result<Self, BuildError> {
         let cas = CertificateDer::pem_slice_iter(&options.ca_bundle_pem)
             .collect::<Result<Vec<_>, _>>()
@@ -109,6 +114,9 @@ impl OcspChecker {
         }
         let http = reqwest::Client::builder()
             .no_proxy()
+            // The certificate names its responder; a redirect could send the request (and the
+            // connection slot it holds) anywhere.
+            .redirect(reqwest::redirect::Policy::none())
             // Checks are rare thanks to the cache; a pooled connection the responder has since
             // closed would only turn into a spurious failure.
             .pool_max_idle_per_host(0)
@@ -184,15 +192,12 @@ impl OcspChecker {
             return self.hit(status);
         }
         self.counters.requests.fetch_add(1, Ordering::Relaxed);
-        let (status, valid_until) = self.fetch(url, leaf, issuer_der).await?;
+        let Answer {
+            status,
+            fresh_until,
+        } = self.fetch(url, leaf, issuer_der).await?;
         if status != Status::Unknown {
-            self.cache.entries.insert(
-                turn.key.clone(),
-                CachedStatus {
-                    status,
-                    valid_until,
-                },
-            );
+            self.cache.insert(turn.key.clone(), status, fresh_until);
         }
         Ok(status)
     }
@@ -232,7 +237,7 @@ impl OcspChecker {
         url: &str,
         leaf: &Certificate,
         issuer_der: &CertificateDer<'static>,
-    ) -> Result<(Status, Option<SystemTime>), OcspError> {
+    ) -> Result<Answer, OcspError> {
         let issuer = Certificate::from_der(issuer_der).map_err(OcspError::certificate)?;
         let cert_id = cert_id(leaf, &issuer).map_err(OcspError::certificate)?;
         let mut nonce = [0u8; NONCE_LEN];
@@ -252,18 +257,57 @@ impl OcspChecker {
                 url: url.to_owned(),
                 reason: e.to_string(),
             })?;
+        if response.status().is_redirection() {
+            return Err(OcspError::Redirect {
+                url: url.to_owned(),
+                status: response.status().as_u16(),
+                location: location(&response),
+            });
+        }
         if !response.status().is_success() {
             return Err(OcspError::HttpStatus {
                 url: url.to_owned(),
                 status: response.status().as_u16(),
             });
         }
-        let body = response.bytes().await.map_err(|e| OcspError::Http {
-            url: url.to_owned(),
-            reason: e.to_string(),
-        })?;
+        let body = read_body(response, url).await?;
         verify_response(&body, &cert_id, &nonce, issuer_der, SystemTime::now())
     }
+}
+
+/// The body of `response`, read chunk by chunk and given up on past [`MAX_RESPONSE_LEN`]: a
+/// responder cannot make us hold more than that (plus one chunk of the HTTP client's buffer).
+async fn read_body(mut response: reqwest::Response, url: &str) -> Result<Vec<u8>, OcspError> {
+    let too_large = || OcspError::ResponseTooLarge {
+        url: url.to_owned(),
+        limit: MAX_RESPONSE_LEN,
+    };
+    let declared = response.content_length().unwrap_or(0);
+    if declared > MAX_RESPONSE_LEN as u64 {
+        return Err(too_large());
+    }
+    // `declared` is at most MAX_RESPONSE_LEN here.
+    let mut body = Vec::with_capacity(usize::try_from(declared).unwrap_or(MAX_RESPONSE_LEN));
+    while let Some(chunk) = response.chunk().await.map_err(|e| OcspError::Http {
+        url: url.to_owned(),
+        reason: e.to_string(),
+    })? {
+        if body.len() + chunk.len() > MAX_RESPONSE_LEN {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(body)
+}
+
+/// A redirect's `Location`, cut to 256 characters (it is the peer's text, shown in logs).
+fn location(response: &reqwest::Response) -> String {
+    let value = response
+        .headers()
+        .get(reqwest::header::LOCATION)
+        .map(|value| String::from_utf8_lossy(value.as_bytes()).into_owned())
+        .unwrap_or_default();
+    value.chars().take(256).collect()
 }
 
 /// The OCSP URL from the certificate's Authority Information Access extension.

@@ -55,6 +55,7 @@ pub struct OcspOptions {
     pub ca_bundle_pem: Vec<u8>,
     /// Bounds the whole check: connect, request, response.
     pub timeout: Duration,
-    /// How long a `good` or `revoked` answer is reused, capped by the response's `nextUpdate`.
+    /// How long a `good` or `revoked` answer is reused at most: never past the response's
+    /// `nextUpdate` or, without one, past 5 minutes after its `thisUpdate`.
     pub cache_ttl: Duration,
 }

@@ -1,4 +1,5 @@
-//! Checking a basic OCSP response (RFC 6960 §4.2): signer, CertID, nonce, freshness.
+//! Checking a basic OCSP response (RFC 6960 §4.2): signer, CertID, nonce, freshness, and how
+//! long the answer may be believed.
 
 use std::time::{Duration, SystemTime};
 
@@ -21,16 +22,35 @@ const ID_PKIX_OCSP_BASIC: ObjectIdentifier = ObjectIdentifier::new_unwrap("1.3.6
 const OCSP_SIGNING_EKU: &[u8] = &[0x2b, 0x06, 0x01, 0x05, 0x05, 0x07, 0x03, 0x09];
 /// Clock skew allowed between us and the responder on `thisUpdate` / `nextUpdate`.
 const CLOCK_SKEW: Duration = Duration::from_secs(5 * 60);
+/// How long an answer without `nextUpdate` stays fresh after its `thisUpdate`. RFC 6960 §4.2.2.1
+/// says such a responder always has newer information; five minutes is the age past which an
+/// answer that does not echo our nonce could be a replay of one given before a revocation.
+pub(super) const MAX_AGE_WITHOUT_NEXT_UPDATE: Duration = Duration::from_secs(5 * 60);
 
-/// Decodes and checks an OCSP response body; on success the status of `cert_id` and its
-/// `nextUpdate`.
+/// A trustworthy answer for one certificate.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct Answer {
+    pub(super) status: Status,
+    /// Until when the answer is fresh: its `nextUpdate`, or without one
+    /// [`MAX_AGE_WITHOUT_NEXT_UPDATE`] after its `thisUpdate`. It is cached no longer.
+    pub(super) fresh_until: SystemTime,
+}
+
+/// Decodes and checks an OCSP response body to the request that carried `nonce`; on success the
+/// status of `cert_id` and until when it is fresh.
+///
+/// An answer that echoes our nonce was made for this request. One that echoes none (responders
+/// that pre-sign their answers, RFC 5019 §2.1) could be a replay of an old one, so its `good` or
+/// `unknown` is believed only while fresh: `nextUpdate` in the future or, without `nextUpdate`,
+/// `thisUpdate` at most [`MAX_AGE_WITHOUT_NEXT_UPDATE`] old. A `revoked` answer is believed at
+/// any age: replaying it lets nobody in.
 pub(super) fn verify_response(
     body: &[u8],
     cert_id: &CertId,
     nonce: &[u8],
     issuer_der: &CertificateDer<'static>,
     now: SystemTime,
-) -> Result<(Status, Option<SystemTime>), OcspError> {
+) -> Result<Answer, OcspError> {
     let response = OcspResponse::from_der(body).map_err(OcspError::malformed)?;
     if response.response_status != OcspResponseStatus::Successful {
         return Err(OcspError::Responder(format!(
@@ -58,12 +78,12 @@ pub(super) fn verify_response(
     verify_signature(&basic, &signed, issuer_der, now)?;
     let data: &ResponseData = &basic.tbs_response_data;
 
-    if let Some(echoed) = data
+    let echoed = data
         .response_extensions
         .iter()
         .flatten()
-        .find(|ext| ext.extn_id == Nonce::OID)
-    {
+        .find(|ext| ext.extn_id == Nonce::OID);
+    if let Some(echoed) = echoed {
         let echoed = Nonce::from_der(echoed.extn_value.as_bytes()).map_err(OcspError::malformed)?;
         if echoed.0.as_bytes() != nonce {
             return Err(OcspError::NonceMismatch);
@@ -88,7 +108,18 @@ pub(super) fn verify_response(
         CertStatus::Revoked(_) => Status::Revoked,
         CertStatus::Unknown(_) => Status::Unknown,
     };
-    Ok((status, next_update))
+    let fresh_until = next_update.unwrap_or_else(|| {
+        this_update
+            .checked_add(MAX_AGE_WITHOUT_NEXT_UPDATE)
+            .unwrap_or(this_update)
+    });
+    if echoed.is_none() && status != Status::Revoked && fresh_until <= now {
+        return Err(OcspError::StaleWithoutNonce);
+    }
+    Ok(Answer {
+        status,
+        fresh_until,
+    })
 }
 
 fn same_cert(a: &CertId, b: &CertId) -> bool {
@@ -185,6 +216,8 @@ mod tests {
     use std::process::Command;
 
     use x509_cert::Certificate;
+    use x509_ocsp::{OcspRequest, Request, TbsRequest, Version};
+    use xtask::testing::require_program;
 
     use super::super::checker::{NONCE_LEN, cert_id, request};
     use super::*;
@@ -194,13 +227,16 @@ mod tests {
     /// A genuine response from `openssl ocsp` run offline (`-reqin`/`-respout`, no network) to
     /// our request for `alice`, valid for `minutes` from now; `None` without openssl.
     fn signed_response(minutes: u32) -> Option<(Vec<u8>, CertId, CertificateDer<'static>)> {
-        if Command::new("openssl").arg("version").output().is_err() {
-            assert_ne!(
-                std::env::var("CI").as_deref(),
-                Ok("true"),
-                "openssl is required when CI=true"
-            );
-            eprintln!("skipping: openssl not found on PATH");
+        openssl_response(Some(minutes), true)
+    }
+
+    /// [`signed_response`] with or without `nextUpdate` (`-nmin`), to a request with our nonce
+    /// (which openssl echoes) or with none (as a pre-signed answer would be).
+    fn openssl_response(
+        next_update_minutes: Option<u32>,
+        with_nonce: bool,
+    ) -> Option<(Vec<u8>, CertId, CertificateDer<'static>)> {
+        if !require_program("openssl") {
             return None;
         }
         let pki = xtask::pki::generate(&xtask::pki::PkiOptions::default()).expect("test PKI");
@@ -211,7 +247,28 @@ mod tests {
         let id = cert_id(&leaf, &ca).expect("a CertID");
         let req = dir.path().join("req.der");
         let resp = dir.path().join("resp.der");
-        std::fs::write(&req, request(id.clone(), &NONCE).expect("a request")).expect("writing");
+        let request = if with_nonce {
+            request(id.clone(), &NONCE).expect("a request")
+        } else {
+            OcspRequest {
+                tbs_request: TbsRequest {
+                    version: Version::V1,
+                    requestor_name: None,
+                    request_list: vec![Request {
+                        req_cert: id.clone(),
+                        single_request_extensions: None,
+                    }],
+                    request_extensions: None,
+                },
+                optional_signature: None,
+            }
+            .to_der()
+            .expect("a request without nonce")
+        };
+        std::fs::write(&req, request).expect("writing");
+        let next_update = next_update_minutes
+            .map(|minutes| vec!["-nmin".to_owned(), minutes.to_string()])
+            .unwrap_or_default();
         let out = Command::new("openssl")
             .current_dir(dir.path())
             .args([
@@ -223,7 +280,9 @@ mod tests {
                 "-rsigner",
                 "ocsp.pem",
             ])
-            .args(["-rkey", "ocsp.key", "-nmin", &minutes.to_string(), "-reqin"])
+            .args(["-rkey", "ocsp.key"])
+            .args(next_update)
+            .arg("-reqin")
             .arg(&req)
             .arg("-respout")
             .arg(&resp)
@@ -244,10 +303,60 @@ mod tests {
             return;
         };
         let now = SystemTime::now();
-        let (status, next) = verify_response(&body, &id, &NONCE, &ca, now).expect("valid");
-        assert_eq!(status, Status::Good);
-        let next = next.expect("-nmin sets nextUpdate");
+        let answer = verify_response(&body, &id, &NONCE, &ca, now).expect("valid");
+        assert_eq!(answer.status, Status::Good);
+        // -nmin sets nextUpdate, which is when the answer stops being fresh.
+        let next = answer.fresh_until;
         assert!(next > now && next <= now + Duration::from_secs(11 * 60));
+    }
+
+    #[test]
+    fn answer_without_our_nonce_or_next_update_is_believed_for_five_minutes_only() {
+        // What a replayed answer looks like: openssl echoes no nonce to a request without one,
+        // and without -nmin/-ndays it sets no nextUpdate.
+        let Some((body, id, ca)) = openssl_response(None, false) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let answer = verify_response(&body, &id, &NONCE, &ca, now).expect("fresh: just made");
+        assert_eq!(answer.status, Status::Good);
+        assert!(answer.fresh_until > now);
+        assert!(answer.fresh_until <= now + MAX_AGE_WITHOUT_NEXT_UPDATE);
+        // The same bytes replayed six minutes on: thisUpdate is too old to trust without nonce.
+        let later = now + Duration::from_secs(6 * 60);
+        assert_eq!(
+            verify_response(&body, &id, &NONCE, &ca, later),
+            Err(OcspError::StaleWithoutNonce)
+        );
+    }
+
+    #[test]
+    fn answer_without_our_nonce_is_not_believed_past_next_update() {
+        let Some((body, id, ca)) = openssl_response(Some(1), false) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let answer = verify_response(&body, &id, &NONCE, &ca, now).expect("fresh: just made");
+        assert!(answer.fresh_until <= now + Duration::from_secs(61));
+        // Past nextUpdate but within the clock skew an answer to our nonce would still pass;
+        // one that could be a replay does not.
+        let later = now + Duration::from_secs(2 * 60);
+        assert_eq!(
+            verify_response(&body, &id, &NONCE, &ca, later),
+            Err(OcspError::StaleWithoutNonce)
+        );
+    }
+
+    #[test]
+    fn answer_to_our_nonce_without_next_update_is_believed_and_fresh_for_five_minutes() {
+        let Some((body, id, ca)) = openssl_response(None, true) else {
+            return;
+        };
+        let now = SystemTime::now();
+        let answer = verify_response(&body, &id, &NONCE, &ca, now).expect("valid");
+        assert_eq!(answer.status, Status::Good);
+        assert!(answer.fresh_until > now);
+        assert!(answer.fresh_until <= now + MAX_AGE_WITHOUT_NEXT_UPDATE);
     }
 
     #[test]
