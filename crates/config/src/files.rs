@@ -1,11 +1,13 @@
 //! The one check that touches the file system: certificate and key files the configuration names
 //! exist and can be read. Harper's default files under `<root>/keys/` are not checked: the
-//! transport creates them on first start.
+//! transport creates them on first start (a CA named by `mqtt.network.mtls.certificateAuthority`
+//! is checked even there: a generated CA cannot have issued client certificates).
 
 use std::fs::File;
 use std::path::Path;
 
 use crate::Config;
+use crate::mtls::CaSource;
 use crate::problem::{Problems, Severity};
 use crate::tls::{PrivateKey, TlsOrigin};
 use crate::validate::problem;
@@ -37,8 +39,12 @@ impl Config {
         }
         if let Some(mtls) = &self.mqtt.network.mtls
             && let Some(path) = &mtls.certificate_authority
-            // The same file as tls.certificateAuthority is checked above, or is a default.
-            && self.tls.certificate_authority.as_ref() != Some(path)
+            // Named under mtls: checked even at Harper's default path, where the broker would
+            // otherwise write its own CA at first start. From tls: checked above, or a default
+            // that `validate()` reports.
+            && mtls.certificate_authority_source == CaSource::Mtls
+            && !(self.tls.origin == TlsOrigin::Configured
+                && self.tls.certificate_authority.as_ref() == Some(path))
         {
             check("mqtt.network.mtls.certificateAuthority", path);
         }

@@ -41,7 +41,7 @@ pub use limits::{Limits, PROTOCOL_MAX_KEEP_ALIVE, PROTOCOL_MAX_PACKET_SIZE};
 pub use listener::{BindAddress, Listener, ListenerKind};
 pub use load::{CONFIG_FILE_NAME, Loaded, Override, default_config_file, load, resolve_root};
 pub use logging::{Level, Logging, MQTT_TAG};
-pub use mtls::{CertificateVerification, FailureMode, Mtls, MtlsUser};
+pub use mtls::{CaSource, CertificateVerification, FailureMode, Mtls, MtlsUser};
 pub use problem::{Problem, Problems, Severity};
 pub use rotation::{MIN_ROTATION_SIZE, Rotation};
 pub use storage::{Durability, Storage};

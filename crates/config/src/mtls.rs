@@ -23,9 +23,24 @@ pub struct Mtls {
     /// The CA bundle that client certificates must chain to: `mtls.certificateAuthority`, else
     /// `tls.certificateAuthority`. `None` only when neither is set, which `validate()` reports.
     pub certificate_authority: Option<PathBuf>,
+    /// Which key [`Mtls::certificate_authority`] comes from. From the `tls` section while that
+    /// names no file, it is Harper's default `<root>/keys/ca.pem`: the CA the broker creates at
+    /// first start without keeping its key, which `validate()` reports.
+    #[serde(skip)]
+    pub certificate_authority_source: CaSource,
     /// OCSP revocation checking; `None` when `certificateVerification: false`.
     #[serde(serialize_with = "verification_or_false")]
     pub certificate_verification: Option<CertificateVerification>,
+}
+
+/// Where the mTLS CA bundle is named ([`Mtls::certificate_authority_source`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CaSource {
+    /// `mqtt.network.mtls.certificateAuthority`.
+    Mtls,
+    /// `tls.certificateAuthority`, or Harper's default path when the `tls` section names no file
+    /// ([`crate::TlsOrigin::Defaults`]).
+    Tls,
 }
 
 /// `mqtt.network.mtls.user`: who a verified certificate logs in as.
@@ -114,22 +129,30 @@ impl Mtls {
             user: MtlsUser::CommonName,
             required: false,
             certificate_authority: tls_ca.cloned(),
+            certificate_authority_source: CaSource::Tls,
             certificate_verification: Some(CertificateVerification::default()),
         };
         match node.value {
             None | Some(Value::Empty(..)) => None,
-            Some(Value::Dict(..)) => Some(Mtls {
-                user: read_user(r, &node.child("user")),
-                required: r.bool(&node.child("required")).or(false),
-                certificate_authority: r
-                    .path(&node.child("certificateAuthority"))
-                    .ok()
-                    .or(on.certificate_authority),
-                certificate_verification: read_verification(
-                    r,
-                    &node.child("certificateVerification"),
-                ),
-            }),
+            Some(Value::Dict(..)) => {
+                let user = read_user(r, &node.child("user"));
+                let required = r.bool(&node.child("required")).or(false);
+                let (certificate_authority, certificate_authority_source) =
+                    match r.path(&node.child("certificateAuthority")).ok() {
+                        Some(path) => (Some(path), CaSource::Mtls),
+                        None => (on.certificate_authority, CaSource::Tls),
+                    };
+                Some(Mtls {
+                    user,
+                    required,
+                    certificate_authority,
+                    certificate_authority_source,
+                    certificate_verification: read_verification(
+                        r,
+                        &node.child("certificateVerification"),
+                    ),
+                })
+            }
             Some(v) => match as_bool(v) {
                 Some(true) => Some(on),
                 Some(false) => None,

@@ -2,6 +2,7 @@
 //! files they need, options that have no effect. Pure: no file system access.
 
 use crate::listener::ListenerKind;
+use crate::mtls::CaSource;
 use crate::problem::{Problem, Problems, Severity};
 use crate::tls::TlsOrigin;
 use crate::{Config, Listener};
@@ -93,6 +94,7 @@ impl Config {
         let Some(mtls) = &self.mqtt.network.mtls else {
             return;
         };
+        let tls_listener = listeners.iter().find(|l| l.kind.is_tls());
         if mtls.certificate_authority.is_none() {
             problems.push(problem(
                 Severity::Error,
@@ -101,8 +103,33 @@ impl Config {
                 "not set, and tls.certificateAuthority is not set either; mTLS needs the CA file (PEM) that \
                  client certificates chain to",
             ));
+        } else if mtls.certificate_authority_source == CaSource::Tls
+            && self.tls.origin == TlsOrigin::Defaults
+            && let Some(listener) = tls_listener
+        {
+            // Nothing names a CA: the default `<root>/keys/ca.pem` is the one the broker writes
+            // at first start for its own server certificate, and it keeps no key to issue
+            // client certificates with, so every one would fail as "unknown ca".
+            problems.push(problem(
+                Severity::Error,
+                "mqtt.network.mtls.certificateAuthority",
+                None,
+                format!(
+                    "not set, and the tls section names no file, so client certificates would be checked \
+                     against Harper's default CA {}, which the broker creates at first start without keeping \
+                     its key: every client certificate on {} would be refused as \"unknown ca\"; set \
+                     mqtt.network.mtls.certificateAuthority (or tls.certificateAuthority, with \
+                     tls.certificate and tls.privateKey) to the CA file (PEM) that issues the client \
+                     certificates",
+                    mtls.certificate_authority
+                        .as_deref()
+                        .map(|p| p.display().to_string())
+                        .unwrap_or_default(),
+                    listener.key
+                ),
+            ));
         }
-        if !listeners.iter().any(|l| l.kind.is_tls()) {
+        if tls_listener.is_none() {
             problems.push(problem(
                 Severity::Warning,
                 "mqtt.network.mtls",

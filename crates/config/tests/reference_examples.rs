@@ -6,8 +6,8 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use config::{
-    BindAddress, CertificateVerification, Config, FailureMode, Level, Loaded, Logging, Mtls,
-    MtlsUser, PrivateKey, Rotation, TlsOrigin, load,
+    BindAddress, CaSource, CertificateVerification, Config, FailureMode, Level, Loaded, Logging,
+    Mtls, MtlsUser, PrivateKey, Rotation, TlsOrigin, load,
 };
 
 const HOME: &str = "/home/harper";
@@ -74,29 +74,74 @@ fn require_authentication_example() {
     assert_eq!(c, defaults());
 }
 
-fn cn_mtls(ca: PathBuf) -> Mtls {
+/// The `tls` section of the reference's complete example, verbatim: what Harper's installer
+/// writes into every `harperdb-config.yaml`. The mTLS snippets say client certificates are
+/// "verified against the CA specified in the root tls.certificateAuthority section", so they are
+/// loaded with it; alone, they name no CA (`an_mtls_example_without_a_tls_section_names_no_ca`).
+const HARPER_TLS: &str = "
+# TLS is a top-level section, shared with HTTP
+tls:
+  certificate: ~/hdb/keys/certificate.pem
+  certificateAuthority: ~/hdb/keys/ca.pem
+  privateKey: ~/hdb/keys/privateKey.pem
+";
+
+/// An mTLS snippet as it sits in a Harper configuration file, with [`HARPER_TLS`].
+fn with_harper_tls(snippet: &str) -> String {
+    format!("{snippet}{HARPER_TLS}")
+}
+
+fn cn_mtls(ca: PathBuf, source: CaSource) -> Mtls {
     Mtls {
         user: MtlsUser::CommonName,
         required: false,
         certificate_authority: Some(ca),
+        certificate_authority_source: source,
         certificate_verification: Some(CertificateVerification::default()),
     }
 }
 
 #[test]
 fn mtls_true_example() {
-    let c = load_example("mtls-true", "mqtt:\n  network:\n    mtls: true\n").config;
+    let c = load_example(
+        "mtls-true",
+        &with_harper_tls("mqtt:\n  network:\n    mtls: true\n"),
+    )
+    .config;
     assert_eq!(
         c.mqtt.network.mtls,
-        Some(cn_mtls(PathBuf::from(ROOT).join("keys/ca.pem")))
+        Some(cn_mtls(
+            PathBuf::from(ROOT).join("keys/ca.pem"),
+            CaSource::Tls
+        ))
     );
+}
+
+#[test]
+fn an_mtls_example_without_a_tls_section_names_no_ca() {
+    // Without a tls section the CA would be Harper's default `<root>/keys/ca.pem`, which the
+    // broker creates at first start and keeps no key of: every client certificate would fail.
+    let dir = std::env::temp_dir().join(format!("config-example-{}-bare", std::process::id()));
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let file = dir.join("harperdb-config.yaml");
+    std::fs::write(&file, "mqtt:\n  network:\n    mtls: true\n").expect("write example");
+    let env = vec![("HOME".to_owned(), HOME.to_owned())];
+    let loaded = load(Some(&file), Path::new(ROOT), env, Vec::new()).expect("the example loads");
+    let _ = std::fs::remove_dir_all(&dir);
+    let p = loaded
+        .problems
+        .errors()
+        .find(|p| p.key == "mqtt.network.mtls.certificateAuthority")
+        .unwrap_or_else(|| panic!("no error about the mTLS CA:\n{}", loaded.problems));
+    assert!(p.message.contains("tls.certificateAuthority"), "{p}");
 }
 
 #[test]
 fn certificate_verification_example() {
     let loaded = load_example(
         "verification",
-        "mqtt:
+        &with_harper_tls(
+            "mqtt:
   network:
     mtls:
       required: true
@@ -105,6 +150,7 @@ fn certificate_verification_example() {
         timeout: 5000
         cacheTtl: 3600000
 ",
+        ),
     );
     let m = loaded.config.mqtt.network.mtls.expect("mTLS is on");
     assert!(m.required);
@@ -123,13 +169,15 @@ fn certificate_verification_example() {
 fn combined_authentication_example() {
     let loaded = load_example(
         "combined",
-        "# Require client certificate + standard credentials (combined auth)
+        &with_harper_tls(
+            "# Require client certificate + standard credentials (combined auth)
 mqtt:
   network:
     mtls:
       user: null
       required: true
 ",
+        ),
     );
     let m = loaded.config.mqtt.network.mtls.expect("mTLS is on");
     assert_eq!(m.user, MtlsUser::CredentialsRequired);
@@ -144,13 +192,15 @@ mqtt:
 fn fixed_user_example() {
     let loaded = load_example(
         "fixed-user",
-        "# Authenticate all mTLS connections as a fixed user
+        &with_harper_tls(
+            "# Authenticate all mTLS connections as a fixed user
 mqtt:
   network:
     mtls:
       user: mqtt-service-account
       required: true
 ",
+        ),
     );
     let m = loaded.config.mqtt.network.mtls.expect("mTLS is on");
     assert_eq!(m.user, MtlsUser::Fixed("mqtt-service-account".to_owned()));
@@ -161,11 +211,13 @@ mqtt:
 fn optional_mtls_example() {
     let loaded = load_example(
         "optional",
-        "# mTLS optional — clients can use mTLS or credentials
+        &with_harper_tls(
+            "# mTLS optional — clients can use mTLS or credentials
 mqtt:
   network:
     mtls: true
 ",
+        ),
     );
     assert!(loaded.problems.is_empty(), "{}", loaded.problems);
     let m = loaded.config.mqtt.network.mtls.expect("mTLS is on");
@@ -234,7 +286,10 @@ tls:
     let keys = PathBuf::from("/home/harper/hdb/keys");
     assert_eq!(c.mqtt.network.port, all(1883));
     assert_eq!(c.mqtt.network.secure_port, all(8883));
-    assert_eq!(c.mqtt.network.mtls, Some(cn_mtls(keys.join("ca.pem"))));
+    assert_eq!(
+        c.mqtt.network.mtls,
+        Some(cn_mtls(keys.join("ca.pem"), CaSource::Mtls))
+    );
     assert!(c.mqtt.web_socket);
     assert!(c.mqtt.require_authentication);
     assert_eq!(c.mqtt.logging.level, Level::Warn);

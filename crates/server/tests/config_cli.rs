@@ -77,6 +77,10 @@ http:
 fn check_config_prints_effective_values_from_file_environment_and_command_line() {
     let root = Root::new("effective");
     root.write("harperdb-config.yaml", CONFIG);
+    // CONFIG turns mTLS on with no tls section: the CA client certificates chain to must be
+    // named (check-config only checks that the file is readable).
+    let ca = root.write("clients-ca.pem", "a CA bundle\n");
+    let ca = ca.to_str().expect("utf-8 temp dir");
     let root_arg = root.0.to_str().expect("utf-8 temp dir");
     let out = server(
         &root.0,
@@ -91,6 +95,7 @@ fn check_config_prints_effective_values_from_file_environment_and_command_line()
             ("MQTT_NETWORK_SECUREPORT", "8884"),
             ("MQTT_REQUIREAUTHENTICATION", "false"),
             ("mqtt_limits_maxinflight", "7"),
+            ("MQTT_NETWORK_MTLS_CERTIFICATEAUTHORITY", ca),
         ],
     );
     let text = stdout(&out);
@@ -173,9 +178,14 @@ fn check_config_fails_on_a_bad_config_listing_every_error() {
         ),
         "{text}"
     );
-    assert!(text.contains("3 error(s), 1 warning(s)"), "{text}");
+    // mTLS with no tls section and no CA of its own: the CA would be the generated one.
     assert!(
-        stderr(&out).contains("the configuration has 3 error(s)"),
+        text.contains("error: mqtt.network.mtls.certificateAuthority: not set"),
+        "{text}"
+    );
+    assert!(text.contains("4 error(s), 1 warning(s)"), "{text}");
+    assert!(
+        stderr(&out).contains("the configuration has 4 error(s)"),
         "{}",
         stderr(&out)
     );
@@ -234,6 +244,58 @@ fn check_config_reports_named_certificate_files_that_do_not_exist() {
         text.contains("does not exist; expected a readable PEM file"),
         "{text}"
     );
+}
+
+#[test]
+fn check_config_refuses_mtls_whose_ca_would_be_the_generated_one() {
+    // mTLS on, no tls section: at first start the broker would write its own CA to
+    // <root>/keys/ca.pem, keep no key of it, and refuse every client certificate as unknown.
+    let root = Root::new("mtls-generated-ca");
+    root.write(
+        "harperdb-config.yaml",
+        "mqtt:\n  network:\n    mtls: true\n",
+    );
+    let root_arg = root.0.to_str().expect("utf-8");
+    let out = server(&root.0, &["check-config", "--root", root_arg], &[]);
+    let text = stdout(&out);
+    assert_eq!(out.status.code(), Some(1), "{text}\n{}", stderr(&out));
+    let line = text
+        .lines()
+        .find(|l| l.contains("error: mqtt.network.mtls.certificateAuthority"))
+        .unwrap_or_else(|| panic!("no error about the mTLS CA:\n{text}"));
+    for key in [
+        "mqtt.network.mtls.certificateAuthority",
+        "tls.certificateAuthority",
+    ] {
+        assert!(line.contains(key), "{key}: {line}");
+    }
+    assert!(!text.contains("no problems"), "{text}");
+    assert!(
+        !root.0.join("keys").exists(),
+        "check-config creates no keys"
+    );
+
+    // Start-up stops on it too, before creating any CA.
+    let out = server(&root.0, &["--root", root_arg], &[]);
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains("mqtt.network.mtls.certificateAuthority"),
+        "{}",
+        stderr(&out)
+    );
+    assert!(!root.0.join("keys/ca.pem").exists(), "no CA was generated");
+
+    // Naming the CA (here under mtls) is what it takes.
+    let ca = root.write("clients-ca.pem", "a CA bundle\n");
+    let out = server(
+        &root.0,
+        &["check-config", "--root", root_arg],
+        &[(
+            "MQTT_NETWORK_MTLS_CERTIFICATEAUTHORITY",
+            ca.to_str().expect("utf-8"),
+        )],
+    );
+    assert!(out.status.success(), "{}", stdout(&out));
 }
 
 #[test]

@@ -17,6 +17,12 @@ fn the_effective_configuration_reads_back_as_itself() {
         assert!(reader.problems.is_empty(), "{}", reader.problems);
         // Printed paths read back as configured ones; whether they were Harper's defaults is not printed.
         again.tls.origin = config.tls.origin;
+        // Likewise which key named the mTLS CA: it is printed under mtls.
+        if let (Some(again), Some(config)) =
+            (&mut again.mqtt.network.mtls, &config.mqtt.network.mtls)
+        {
+            again.certificate_authority_source = config.certificate_authority_source;
+        }
         assert_eq!(again, config);
     }
 }

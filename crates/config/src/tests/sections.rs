@@ -257,7 +257,8 @@ fn users_file_key() {
 #[test]
 fn unknown_keys_inside_mqtt_are_warnings_naming_the_key_path() {
     let loaded = load_yaml(
-        "mqtt:\n  prot: 1\n  network:\n    securport: 8884\n    mtls:\n      usr: x\n  cluster: {nodes: 3}\n",
+        "mqtt:\n  prot: 1\n  network:\n    securport: 8884\n    mtls:\n      usr: x\n      certificateAuthority: /k/ca.pem\n  \
+         cluster: {nodes: 3}\n",
     );
     assert!(!loaded.problems.has_errors(), "{}", loaded.problems);
     assert!(
@@ -301,6 +302,8 @@ fn reports_every_problem_at_once() {
             "mqtt.network.mtls.certificateVerification.timeout",
             "mqtt.network.mtls.certificateVerification.failureMode",
             "mqtt.requireAuthentication",
+            // mTLS with no tls section: its CA would be the one the broker generates.
+            "mqtt.network.mtls.certificateAuthority",
         ]
     );
     warning_at(&loaded, "mqtt.loging");

@@ -128,6 +128,22 @@ fn check_files_leaves_harper_default_keys_to_the_transport() {
             .check_files()
             .is_empty()
     );
-    let c = clean("mqtt: {network: {mtls: true}}");
+    // (validate() reports that this mTLS CA would be the generated one.)
+    let c = load_yaml("mqtt: {network: {mtls: true}}").config;
     assert!(c.check_files().is_empty());
+}
+
+#[test]
+fn check_files_wants_an_mtls_ca_named_at_the_default_path_to_exist() {
+    // Named under mtls, the file must be there: otherwise the broker would write its own CA
+    // there at first start and refuse every client certificate.
+    let yaml = format!(
+        "mqtt: {{network: {{mtls: {{certificateAuthority: {}}}}}}}",
+        root("keys/ca.pem").display()
+    );
+    let problems = clean(&yaml).check_files();
+    let p = problems
+        .find("mqtt.network.mtls.certificateAuthority")
+        .unwrap_or_else(|| panic!("no problem about the mTLS CA: {problems}"));
+    assert!(p.is_error() && p.message.contains("does not exist"), "{p}");
 }
