@@ -1087,3 +1087,52 @@ async fn mosquitto_clients_log_in_with_their_certificates() {
     assert!(!out.status.success(), "revoked: {out:?}");
     b.stop().await;
 }
+
+#[tokio::test]
+async fn a_certificate_revoked_while_connected_ends_the_connection() {
+    if !require_program("openssl") {
+        return;
+    }
+    let WithResponder { b, dir, _responder } = with_openssl_responder(Mtls {
+        ocsp: ocsp(FailureMode::FailClosed, 5_000, 500),
+        ..Mtls::default()
+    })
+    .await;
+    let alice = b.pki.alice.clone();
+    let (outcome, mqtt) = b.try_tls(Some(&alice), V5, None).await;
+    assert_eq!(outcome, Outcome::ConnAck(ReasonCode::Success));
+    let mut mqtt = mqtt.unwrap();
+    // Still good after its cached answer ran out: it stays.
+    tokio::time::sleep(Duration::from_millis(1_500)).await;
+    mqtt.0.send(Packet::PingReq).await;
+    assert_eq!(mqtt.0.recv().await, Some(Packet::PingResp));
+    // The CA revokes alice (the responder re-reads its database when it changes).
+    let index = dir.path().join("index.txt");
+    let text = std::fs::read_to_string(&index).unwrap();
+    let revoked: String = text
+        .lines()
+        .map(|line| {
+            let fields: Vec<&str> = line.split('\t').collect();
+            if line.ends_with("/CN=alice") && fields.len() == 6 {
+                format!(
+                    "R\t{}\t260101000000Z\t{}\t{}\t{}\n",
+                    fields[1], fields[3], fields[4], fields[5]
+                )
+            } else {
+                format!("{line}\n")
+            }
+        })
+        .collect();
+    assert_ne!(revoked, text, "alice's line was found");
+    std::fs::write(&index, revoked).unwrap();
+    let closed = tokio::time::timeout(Duration::from_secs(10), mqtt.0.expect_close())
+        .await
+        .expect("disconnected once the next check finds it revoked");
+    assert_eq!(
+        closed,
+        vec![Packet::Disconnect(codec::Disconnect::new(
+            ReasonCode::NotAuthorized
+        ))]
+    );
+    b.stop().await;
+}
