@@ -67,6 +67,8 @@ pub(crate) struct Shared {
     persist: Persist,
     /// Held while a retained message is written to the store and to memory.
     retain_order: Mutex<()>,
+    /// `max_queued_messages` and `max_queued_bytes`, as each session's queue applies them.
+    queue_limits: QueueLimits,
     /// On tokio's clock, so tests on a paused clock move keep-alive deadlines too.
     started: tokio::time::Instant,
     /// Started on the first connection (see [`Shared::ensure_keep_alive_sweeper`]).
@@ -90,6 +92,12 @@ impl Shared {
     ) -> Self {
         let connection_rate = options.connection_rate_per_ip.map(ConnectionRate::new);
         let revocation = client_auth.as_ref().and_then(RevocationWatch::new);
+        let queue_limits = QueueLimits {
+            messages: options.max_queued_messages,
+            bytes: options.max_queued_bytes.map_or(usize::MAX, |b| {
+                usize::try_from(b.get()).unwrap_or(usize::MAX)
+            }),
+        };
         Self {
             options,
             access,
@@ -103,6 +111,7 @@ impl Shared {
             revocation,
             persist,
             retain_order: Mutex::new(()),
+            queue_limits,
             started: tokio::time::Instant::now(),
             keep_alive_sweeper: std::sync::Once::new(),
         }
@@ -337,13 +346,7 @@ impl Shared {
     /// Queues one delivery for a session. QoS 0 messages are not queued for sessions whose
     /// client is offline. Returns what happened and the ticket of what that stored.
     pub fn deliver(&self, session: &Session, delivery: Delivery) -> (Enqueued, u64) {
-        let limits = QueueLimits {
-            messages: self.options.max_queued_messages,
-            bytes: self.options.max_queued_bytes.map_or(usize::MAX, |b| {
-                usize::try_from(b.get()).unwrap_or(usize::MAX)
-            }),
-        };
-        let (queued, ticket) = session.enqueue(delivery, limits, &self.persist);
+        let (queued, ticket) = session.enqueue(delivery, self.queue_limits, &self.persist);
         if queued == Enqueued::Dropped {
             self.stats.messages_dropped.fetch_add(1, Ordering::Relaxed);
         }

@@ -79,7 +79,7 @@ impl Subscribers {
         }
     }
 
-    fn collect<'a>(&'a self, out: &mut Vec<&'a Subscriber>, wants: &dyn Fn(&Subscriber) -> bool) {
+    fn collect<'a>(&'a self, out: &mut Vec<&'a Subscriber>, wants: &impl Fn(&Subscriber) -> bool) {
         out.extend(self.plain.iter().filter(|s| wants(s)));
         for group in self.shared.values() {
             if let Some(member) = group.pick(wants) {
@@ -99,7 +99,7 @@ impl SharedGroup {
     /// Round-robin over the members that `want` the message (that may read it), preferring
     /// ones whose client is connected; an offline member is chosen only when no member is
     /// online, so its queue keeps the message. `None` when no member may have it.
-    fn pick(&self, wants: &dyn Fn(&Subscriber) -> bool) -> Option<&Subscriber> {
+    fn pick(&self, wants: &impl Fn(&Subscriber) -> bool) -> Option<&Subscriber> {
         let n = self.members.len();
         if n == 0 {
             return None;
@@ -286,7 +286,7 @@ impl SubscriptionIndex {
         &'a self,
         topic: &str,
         out: &mut Vec<&'a Subscriber>,
-        wants: &dyn Fn(&Subscriber) -> bool,
+        wants: &impl Fn(&Subscriber) -> bool,
     ) {
         let levels: Vec<&str> = topic.split('/').collect();
         let system = topic.starts_with('$');
