@@ -2,6 +2,7 @@
 //! rules. Parsed and checked here; [`crate::Policy`] turns it into decisions.
 
 use std::collections::BTreeMap;
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use argon2::password_hash::rand_core::{OsRng, RngCore};
@@ -179,7 +180,9 @@ impl UsersFile {
     }
 
     /// Writes the file atomically: a temporary file beside it, then a rename, so a running
-    /// broker never reads half a file.
+    /// broker never reads half a file. The temporary file is created new and readable by its
+    /// owner only (0600) before a byte is written: whatever is at its path (a leftover of an
+    /// interrupted save, a link) is removed, never written through.
     pub fn save(&self, path: &Path) -> Result<(), UsersFileError> {
         let io = |source| UsersFileError::Io {
             path: path.to_owned(),
@@ -193,21 +196,24 @@ impl UsersFile {
             std::fs::create_dir_all(dir).map_err(io)?;
         }
         let tmp = path.with_extension("yaml.tmp");
-        std::fs::write(&tmp, text).map_err(io)?;
-        restrict_permissions(&tmp).map_err(io)?;
+        match std::fs::remove_file(&tmp) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => return Err(io(e)),
+            _ => {}
+        }
+        let mut file = create_private(&tmp).map_err(io)?;
+        file.write_all(text.as_bytes()).map_err(io)?;
+        drop(file);
         std::fs::rename(&tmp, path).map_err(io)
     }
 }
 
-#[cfg(unix)]
-fn restrict_permissions(path: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))
-}
-
-#[cfg(not(unix))]
-fn restrict_permissions(_: &Path) -> std::io::Result<()> {
-    Ok(())
+/// Creates `path`, which must not exist (a link there is not followed), mode 0600 from the start.
+fn create_private(path: &Path) -> std::io::Result<std::fs::File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    options.open(path)
 }
 
 /// Hashes a password as an Argon2id PHC string with a random salt (argon2's default
@@ -281,6 +287,53 @@ roles:
     fn rejects_unknown_keys() {
         let e = UsersFile::parse("users:\n  a: { pasword: x }\n", Path::new("u.yaml"));
         assert!(matches!(e, Err(UsersFileError::Syntax { .. })));
+    }
+
+    /// The permission bits of `path`, and whether it is a plain file (not a link).
+    #[cfg(unix)]
+    fn mode(path: &Path) -> (u32, bool) {
+        use std::os::unix::fs::PermissionsExt;
+        let meta = std::fs::symlink_metadata(path).expect("the file is there");
+        (
+            meta.permissions().mode() & 0o777,
+            meta.file_type().is_file(),
+        )
+    }
+
+    #[cfg(unix)]
+    #[test]
+    fn saves_through_a_new_owner_only_copy_never_through_what_is_at_its_path() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().expect("a temporary directory");
+        let path = dir.path().join("users.yaml");
+        let file = UsersFile::with_admin("admin", "secret").expect("a users file");
+        // Someone left a world-readable file where the temporary copy goes, and a link to it:
+        // the copy must be a new file of the broker's, 0600 before the hashes go in.
+        let planted = dir.path().join("planted");
+        std::fs::write(&planted, "").expect("planting a file");
+        std::fs::set_permissions(&planted, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        std::os::unix::fs::symlink(&planted, path.with_extension("yaml.tmp")).expect("a link");
+        file.save(&path).expect("saved");
+        assert_eq!(mode(&path), (0o600, true), "the users file");
+        assert_eq!(
+            std::fs::read_to_string(&planted).expect("reading the planted file"),
+            "",
+            "nothing was written through the link"
+        );
+        assert_eq!(mode(&planted).0, 0o644, "the planted file was not touched");
+        assert!(!path.with_extension("yaml.tmp").exists());
+        let read = UsersFile::load(&path).expect("the saved file loads");
+        assert!(read.users.contains_key("admin"));
+
+        // A plain leftover of an interrupted save, world-readable, is replaced by a new copy.
+        std::fs::write(path.with_extension("yaml.tmp"), "half a file").expect("a leftover");
+        std::fs::set_permissions(
+            path.with_extension("yaml.tmp"),
+            std::fs::Permissions::from_mode(0o644),
+        )
+        .expect("chmod");
+        file.save(&path).expect("saved again");
+        assert_eq!(mode(&path), (0o600, true));
     }
 
     #[test]

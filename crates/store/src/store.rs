@@ -168,13 +168,14 @@ impl std::fmt::Debug for Store {
 }
 
 impl Store {
-    /// Opens or creates `<dir>/mqtt.redb` (creating `dir` if missing), returns what it holds and
+    /// Opens or creates `<dir>/mqtt.redb` (creating `dir` if missing; what it creates, directories
+    /// and file, only the broker's user may read: 0700 and 0600), returns what it holds and
     /// starts the writer thread. A file that is not a redb database, is truncated or unreadable,
     /// is another program's redb database, or holds a value that does not decode, is an error
     /// naming the file; it is never replaced. The file is locked while open: a second open of
     /// the same directory fails.
     pub fn open(dir: &Path, policy: Policy) -> Result<(Store, Recovered), StoreError> {
-        std::fs::create_dir_all(dir).map_err(|source| StoreError::CreateDir {
+        create_private_dir(dir).map_err(|source| StoreError::CreateDir {
             path: dir.to_owned(),
             source,
         })?;
@@ -385,6 +386,15 @@ fn close(shared: &Shared, writer: &Mutex<Option<JoinHandle<()>>>) {
     }
 }
 
+/// Creates `dir` and its missing parents, each 0700 from its creation: the store holds messages
+/// and user names. A directory that already exists is left as it is.
+fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    let mut builder = std::fs::DirBuilder::new();
+    builder.recursive(true);
+    #[cfg(unix)]
+    std::os::unix::fs::DirBuilderExt::mode(&mut builder, 0o700);
+    builder.create(dir)
+}
 #[cfg(test)]
 mod tests {
     use std::sync::atomic::Ordering;

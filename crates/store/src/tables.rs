@@ -45,16 +45,16 @@ const FORMAT_VERSION: u16 = 2;
 /// Formats this build opens and upgrades.
 const UPGRADABLE: &[u16] = &[1];
 
-/// Opens or creates the database file. redb checks its own header and checksums here: a file
-/// that is not a redb database, or a truncated one, is an error.
+/// Opens or creates the database file (a new one 0600). redb checks its own header and
+/// checksums here: a file that is not a redb database, or a truncated one, is an error.
 pub(crate) fn open_database(path: &Path, control: &Arc<Control>) -> Result<Database, String> {
-    let file = OpenOptions::new()
-        .read(true)
-        .write(true)
-        .create(true)
-        .truncate(false)
-        .open(path)
-        .map_err(|e| e.to_string())?;
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    // It holds messages and user names: a new file is the broker's user's alone (0600). An
+    // existing file keeps the mode its owner gave it.
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let file = options.open(path).map_err(|e| e.to_string())?;
     let backend = Backend::new(file, Arc::clone(control)).map_err(|e| e.to_string())?;
     Builder::new()
         .set_cache_size(CACHE_SIZE)

@@ -856,3 +856,33 @@ fn a_format_1_store_is_upgraded_and_keeps_its_sessions() {
     // Reopened after the upgrade: still ours.
     assert!(Store::open(dir.path(), batch()).is_ok());
 }
+
+/// The permission bits of `path`, in octal.
+#[cfg(unix)]
+fn mode(path: &std::path::Path) -> String {
+    use std::os::unix::fs::PermissionsExt;
+    format!(
+        "{:o}",
+        std::fs::metadata(path).unwrap().permissions().mode() & 0o777
+    )
+}
+
+#[cfg(unix)]
+#[tokio::test]
+async fn the_directories_and_the_file_it_creates_are_the_owners_alone() {
+    use std::os::unix::fs::PermissionsExt;
+    // The temporary directory exists: it keeps its mode. What the store creates below it (two
+    // levels of directories and the file) only the owner may read: messages and user names.
+    let tmp = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(tmp.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+    let dir = tmp.path().join("data").join("mqtt");
+    write(&dir, vec![put_session(session("s"))]).await;
+    assert_eq!(
+        mode(tmp.path()),
+        "755",
+        "an existing directory is left alone"
+    );
+    assert_eq!(mode(&tmp.path().join("data")), "700");
+    assert_eq!(mode(&dir), "700");
+    assert_eq!(mode(&dir.join(store::FILE_NAME)), "600");
+}
