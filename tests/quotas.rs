@@ -14,7 +14,7 @@ use codec::{
     Packet, PacketId, ProtocolVersion, PubAck, Publish, QoS, QosPid, ReasonCode, Subscribe,
     SubscriptionOptions, TopicFilter, TopicName,
 };
-use common::{Raw, TestBroker};
+use common::{Raw, TestBroker, metric};
 use server::{Broker, BrokerOptions};
 
 const V3: ProtocolVersion = ProtocolVersion::V3_1_1;
@@ -78,13 +78,6 @@ async fn puback(raw: &mut Raw, packet: Packet) -> ReasonCode {
         Some(Packet::PubAck(a)) => a.reason_code,
         other => panic!("expected PUBACK, got {other:?}"),
     }
-}
-
-fn metric(broker: &Broker, name: &str) -> u64 {
-    let text = broker.http_status().metrics();
-    text.lines()
-        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
-        .unwrap_or_else(|| panic!("{name} not in {text}"))
 }
 
 #[tokio::test]

@@ -201,3 +201,12 @@ impl<S: AsyncRead + AsyncWrite + Unpin> Raw<S> {
 
 #[allow(unused_imports)] // not every test file needs it
 pub use xtask::testing::require_program;
+
+/// The value of the counter or gauge `name` (with its labels, if any) in the broker's
+/// `/metrics` text.
+pub fn metric(broker: &Broker, name: &str) -> u64 {
+    let text = broker.http_status().metrics();
+    text.lines()
+        .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or_else(|| panic!("{name} not in {text}"))
+}

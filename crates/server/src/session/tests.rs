@@ -36,6 +36,11 @@ fn connected(expiry: Expiry) -> (Arc<Session>, oneshot::Receiver<Eviction>) {
     (session, rx)
 }
 
+/// Queues one message of `qos` under a limit of 100 messages.
+fn queue(session: &Session, persist: &Persist, qos: QoS) {
+    session.enqueue(delivery(qos), QueueLimits::messages(100), persist);
+}
+
 /// A broker store that records ops, and the `Persist` in front of it.
 fn recorder() -> (Arc<Recorder>, Persist) {
     let recorder = Arc::new(Recorder::default());
@@ -66,16 +71,8 @@ fn one_in_flight(session: &Session, qos: QoS) -> MutexGuard<'_, SessionState> {
 #[test]
 fn qos1_goes_in_flight_within_the_window_until_puback() {
     let (session, _rx) = connected(Expiry::OnClose);
-    session.enqueue(
-        delivery(QoS::AtLeastOnce),
-        QueueLimits::messages(100),
-        &NO_STORE,
-    );
-    session.enqueue(
-        delivery(QoS::AtLeastOnce),
-        QueueLimits::messages(100),
-        &NO_STORE,
-    );
+    queue(&session, &NO_STORE, QoS::AtLeastOnce);
+    queue(&session, &NO_STORE, QoS::AtLeastOnce);
     let mut state = session.lock();
     let owner = owner(&session, &NO_STORE);
     let now = Instant::now();
@@ -137,11 +134,7 @@ fn a_failure_pubrec_ends_the_flow() {
 fn packet_ids_skip_zero_and_those_in_flight() {
     let (session, _rx) = connected(Expiry::OnClose);
     for _ in 0..3 {
-        session.enqueue(
-            delivery(QoS::AtLeastOnce),
-            QueueLimits::messages(100),
-            &NO_STORE,
-        );
+        queue(&session, &NO_STORE, QoS::AtLeastOnce);
     }
     let mut state = session.lock();
     let owner = owner(&session, &NO_STORE);
@@ -158,16 +151,8 @@ fn packet_ids_skip_zero_and_those_in_flight() {
 #[test]
 fn qos0_goes_out_without_an_id_past_a_full_window() {
     let (session, _rx) = connected(Expiry::OnClose);
-    session.enqueue(
-        delivery(QoS::AtLeastOnce),
-        QueueLimits::messages(100),
-        &NO_STORE,
-    );
-    session.enqueue(
-        delivery(QoS::AtMostOnce),
-        QueueLimits::messages(100),
-        &NO_STORE,
-    );
+    queue(&session, &NO_STORE, QoS::AtLeastOnce);
+    queue(&session, &NO_STORE, QoS::AtMostOnce);
     let mut state = session.lock();
     let owner = owner(&session, &NO_STORE);
     let (d, id) = state.next_to_send(1, Instant::now(), owner).unwrap();
@@ -226,11 +211,7 @@ fn expired_messages_are_dropped_when_their_turn_comes() {
     message.expires_at = Some(Instant::now());
     expiring.message = Arc::new(message);
     session.enqueue(expiring, QueueLimits::messages(100), &NO_STORE);
-    session.enqueue(
-        delivery(QoS::AtMostOnce),
-        QueueLimits::messages(100),
-        &NO_STORE,
-    );
+    queue(&session, &NO_STORE, QoS::AtMostOnce);
     let mut state = session.lock();
     let later = Instant::now() + Duration::from_millis(1);
     let (d, id) = state
@@ -252,21 +233,9 @@ fn a_stored_session_tells_the_store_each_step() {
     assert!(ticket > 0);
     assert_eq!(ops.take(), ["PutSession c1"]);
 
-    session.enqueue(
-        delivery(QoS::AtLeastOnce),
-        QueueLimits::messages(100),
-        &persist,
-    );
-    session.enqueue(
-        delivery(QoS::ExactlyOnce),
-        QueueLimits::messages(100),
-        &persist,
-    );
-    session.enqueue(
-        delivery(QoS::AtMostOnce),
-        QueueLimits::messages(100),
-        &persist,
-    );
+    queue(&session, &persist, QoS::AtLeastOnce);
+    queue(&session, &persist, QoS::ExactlyOnce);
+    queue(&session, &persist, QoS::AtMostOnce);
     assert_eq!(
         ops.take(),
         [
@@ -325,11 +294,7 @@ fn a_taken_over_connection_changes_nothing_stored() {
     let (session, _rx) = connected(Expiry::Never);
     let old = owner(&session, &persist);
     session.lock().store_attached(old, None, None);
-    session.enqueue(
-        delivery(QoS::AtLeastOnce),
-        QueueLimits::messages(100),
-        &persist,
-    );
+    queue(&session, &persist, QoS::AtLeastOnce);
     let (tx, _rx2) = oneshot::channel();
     let mut state = session.lock();
     assert_eq!(state.attach(tx, Expiry::Never), 2);
@@ -351,21 +316,9 @@ fn a_taken_over_connection_changes_nothing_stored() {
 fn a_session_that_becomes_persistent_stores_what_it_holds() {
     let (ops, persist) = recorder();
     let (session, _rx) = connected(Expiry::OnClose);
-    session.enqueue(
-        delivery(QoS::AtLeastOnce),
-        QueueLimits::messages(100),
-        &persist,
-    );
-    session.enqueue(
-        delivery(QoS::AtMostOnce),
-        QueueLimits::messages(100),
-        &persist,
-    );
-    session.enqueue(
-        delivery(QoS::ExactlyOnce),
-        QueueLimits::messages(100),
-        &persist,
-    );
+    queue(&session, &persist, QoS::AtLeastOnce);
+    queue(&session, &persist, QoS::AtMostOnce);
+    queue(&session, &persist, QoS::ExactlyOnce);
     let mut state = session.lock();
     let owner = owner(&session, &persist);
     let (d, id) = state.next_to_send(10, Instant::now(), owner).unwrap();
