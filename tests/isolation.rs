@@ -278,6 +278,47 @@ async fn a_recovered_queue_is_checked_against_the_rules_of_the_restart() {
 }
 
 #[tokio::test]
+async fn a_stored_session_whose_owner_left_the_users_file_is_dropped_at_start_up() {
+    let data = tempfile::tempdir().unwrap();
+    let setup = start().await;
+    let users = setup.dir.path().join("users.yaml");
+    let with_store = |access: Arc<UsersAccess>| {
+        let (store, recovered) = store::Store::open(data.path(), store::Policy::default()).unwrap();
+        Broker::builder(BrokerOptions {
+            sys_interval: None,
+            ..BrokerOptions::default()
+        })
+        .access(access)
+        .store(store, recovered)
+        .build()
+    };
+    let first = TestBroker::with_broker(with_store(setup.access.clone())).await;
+    let (mut carol, _) = login(first.addr, V5, "carol-s", "carol").await;
+    assert!(subscribe(&mut carol, "alerts/public").await.is_success());
+    drop(carol);
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    first.stop().await;
+    // Restarted while carol is not in the users file: her session is dropped (store included).
+    std::fs::write(&users, users_yaml(true).replace("  carol: ", "  carl: ")).unwrap();
+    let second = TestBroker::with_broker(with_store(Arc::new(
+        UsersAccess::load(&users, true).unwrap(),
+    )))
+    .await;
+    second.stop().await;
+    // Back in the file, carol starts afresh.
+    std::fs::write(&users, users_yaml(true)).unwrap();
+    let third = TestBroker::with_broker(with_store(Arc::new(
+        UsersAccess::load(&users, true).unwrap(),
+    )))
+    .await;
+    let (_carol, ack) = login(third.addr, V5, "carol-s", "carol").await;
+    assert!(ack.reason_code.is_success());
+    assert!(!ack.session_present, "dropped at the restart without her");
+    third.stop().await;
+    setup.broker.stop().await;
+}
+
+#[tokio::test]
 async fn a_shared_group_hands_each_message_to_a_member_that_may_read_it() {
     let setup = start().await;
     let addr = setup.broker.addr;
