@@ -964,6 +964,40 @@ async fn exceeding_receive_maximum_disconnects_with_0x93() {
 }
 
 #[tokio::test]
+async fn a_client_still_writing_after_its_violation_reads_why_instead_of_a_reset() {
+    let options = BrokerOptions {
+        receive_maximum: NonZeroU16::new(2).unwrap(),
+        sys_interval: None,
+        ..BrokerOptions::default()
+    };
+    let broker = TestBroker::with_options(options).await;
+    let mut c = Raw::connect(broker.addr, V5, "keeps-writing").await;
+    for i in 1..=3 {
+        c.send(publish("rm", b"x", QosPid::ExactlyOnce(pid(i)), false))
+            .await;
+    }
+    // The client has not read yet and goes on writing, as a client with its own pace would:
+    // the broker reads and discards it while it closes, so no write meets a reset.
+    for i in 4..=20 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        assert!(
+            c.try_send(publish("rm", b"x", QosPid::ExactlyOnce(pid(i)), false))
+                .await,
+            "write {i} failed"
+        );
+    }
+    let seen = c.expect_close().await;
+    assert_eq!(
+        seen.last(),
+        Some(&Packet::Disconnect(Disconnect::new(
+            ReasonCode::ReceiveMaximumExceeded
+        ))),
+        "{seen:?}"
+    );
+    broker.stop().await;
+}
+
+#[tokio::test]
 async fn oversized_packet_disconnects_with_0x95() {
     let options = BrokerOptions {
         max_packet_size: NonZeroU32::new(128).unwrap(),

@@ -18,14 +18,30 @@ use super::Connection;
 const READ_CHUNK: usize = 16 * 1024;
 /// How long closing a connection may wait for the peer.
 const CLOSE_GRACE: Duration = Duration::from_secs(1);
+/// What a closing connection reads (and discards) from its client at most.
+const CLOSE_DRAIN: usize = 256 * 1024;
 
-/// Closes politely (TCP FIN, TLS close_notify, WebSocket Close frame) so clients see a clean
-/// end rather than a reset; a peer that does not read gets a second at most.
+/// Closes politely (TCP FIN, TLS close_notify, WebSocket Close frame), then reads and discards
+/// what the client still sends until it closes too, for a second and 256 KiB at most: closing a
+/// socket with unread input makes the kernel answer with a reset, and a client still writing
+/// (more PUBLISHes, PUBRELs) would get that instead of the DISCONNECT or CONNACK that says why.
 pub(super) async fn close<S>(stream: &mut S)
 where
-    S: AsyncWrite + Unpin,
+    S: AsyncRead + AsyncWrite + Unpin,
 {
-    let _ = tokio::time::timeout(CLOSE_GRACE, stream.shutdown()).await;
+    let deadline = tokio::time::Instant::now() + CLOSE_GRACE;
+    let _ = tokio::time::timeout_at(deadline, stream.shutdown()).await;
+    let _ = tokio::time::timeout_at(deadline, async {
+        let mut sink = [0u8; 4096];
+        let mut drained = 0;
+        while drained < CLOSE_DRAIN {
+            match stream.read(&mut sink).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => drained += n,
+            }
+        }
+    })
+    .await;
 }
 
 /// Reads what the client sent into `rbuf`. With bytes of a partial packet already there it
