@@ -25,7 +25,7 @@ async fn start(connect_timeout: Duration) -> (TestBroker, tempfile::TempDir) {
     let hash = hash_password("right").unwrap();
     std::fs::write(
         &path,
-        format!("users:\n  admin: {{ password: '{hash}', roles: [] }}\n  bob: {{ password: '{hash}', roles: [] }}\n"),
+        format!("users:\n  admin: {{ password: '{hash}', roles: [super] }}\n  bob: {{ password: '{hash}', roles: [] }}\nroles:\n  super: {{ superUser: true }}\n"),
     )
     .unwrap();
     let access = Arc::new(UsersAccess::load(&path, true).unwrap());
@@ -84,6 +84,54 @@ async fn a_guess_that_cannot_be_checked_before_the_connect_deadline_is_told_so()
         guess(broker.addr, V5, "admin", "right").await,
         ReasonCode::ServerUnavailable
     );
+    broker.stop().await;
+}
+
+#[tokio::test]
+async fn packets_sent_behind_connect_by_a_client_that_then_closes_are_still_handled() {
+    use codec::{Connect, Disconnect, MqttString, Packet, Publish, TopicName};
+    use tokio::io::AsyncWriteExt;
+
+    let (broker, _dir) = start(Duration::from_secs(5)).await;
+    let (mut sub, ack) = Raw::connect_with(broker.addr, V5, "watcher", |c| {
+        c.username = Some("admin".try_into().unwrap());
+        c.password = Some(Bytes::from_static(b"right"));
+    })
+    .await;
+    assert!(ack.reason_code.is_success());
+    sub.send(Packet::Subscribe(codec::Subscribe {
+        packet_id: codec::PacketId::new(1).unwrap(),
+        properties: Default::default(),
+        filters: vec![(
+            codec::TopicFilter::try_from("fire/#").unwrap(),
+            codec::SubscriptionOptions::default(),
+        )],
+    }))
+    .await;
+    assert!(matches!(sub.recv().await, Some(Packet::SubAck(_))));
+    // CONNECT, PUBLISH and DISCONNECT in one write, then the client closes its side while its
+    // password is still being checked.
+    let mut connect = Connect::new(V5, MqttString::try_from("fire-and-forget").unwrap(), 60);
+    connect.username = Some("admin".try_into().unwrap());
+    connect.password = Some(Bytes::from_static(b"right"));
+    let mut out = bytes::BytesMut::new();
+    for packet in [
+        Packet::Connect(Box::new(connect)),
+        Packet::Publish(Publish::new(
+            TopicName::try_from("fire/1").unwrap(),
+            Bytes::from_static(b"sent"),
+        )),
+        Packet::Disconnect(Disconnect::new(ReasonCode::Success)),
+    ] {
+        packet.encode(V5, &mut out).unwrap();
+    }
+    let mut stream = tokio::net::TcpStream::connect(broker.addr).await.unwrap();
+    stream.write_all(&out).await.unwrap();
+    stream.shutdown().await.unwrap();
+    match sub.recv().await {
+        Some(Packet::Publish(p)) => assert_eq!(&p.payload[..], b"sent"),
+        other => panic!("{other:?}"),
+    }
     broker.stop().await;
 }
 

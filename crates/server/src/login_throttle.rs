@@ -153,6 +153,7 @@ impl LoginThrottle {
     /// waits as long as the more suspicious of the two asks. The caller keeps the [`Attempt`]
     /// while it checks the password.
     pub async fn attempt(&self, ip: IpAddr, user: Option<&str>) -> Attempt {
+        let ip = address_key(ip);
         let turn = {
             let mut turns = lock(&self.turns);
             if turns.len() >= TURNS_KEPT {
@@ -235,6 +236,7 @@ impl LoginThrottle {
     /// Whether a failure of `ip` may be logged now; `Some(n)` with the lines suppressed since
     /// the last one, `None` to stay silent (and count it).
     pub fn may_log(&self, ip: IpAddr) -> Option<u32> {
+        let ip = address_key(ip);
         let now = Instant::now();
         let mut logs = lock(&self.logs);
         if logs.len() >= CAPACITY && !logs.contains_key(&ip) {
@@ -268,6 +270,20 @@ impl LoginThrottle {
                 Some(0)
             }
         }
+    }
+}
+
+/// The address an attempt counts for: an IPv6 address by its /64 (one host usually has a whole
+/// /64 to pick from), an IPv4-mapped one as the IPv4 address.
+fn address_key(ip: IpAddr) -> IpAddr {
+    match ip {
+        IpAddr::V6(v6) => match v6.to_ipv4_mapped() {
+            Some(v4) => IpAddr::V4(v4),
+            None => IpAddr::V6(std::net::Ipv6Addr::from(
+                u128::from(v6) & !u128::from(u64::MAX),
+            )),
+        },
+        v4 => v4,
     }
 }
 
@@ -433,6 +449,29 @@ mod tests {
         let start = tokio::time::Instant::now();
         let _ = throttle.attempt(IP, Some("admin")).await;
         assert_eq!(start.elapsed(), Duration::ZERO);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn an_ipv6_host_counts_as_its_64() {
+        let throttle = LoginThrottle::new(1);
+        for i in 0..4u16 {
+            let ip: IpAddr = format!("2001:db8::{i:x}").parse().unwrap();
+            let _ = throttle.attempt(ip, None).await;
+        }
+        let start = tokio::time::Instant::now();
+        let _ = throttle
+            .attempt("2001:db8::ff:1".parse().unwrap(), None)
+            .await;
+        assert_eq!(
+            start.elapsed(),
+            Duration::from_secs(1),
+            "the fifth from the /64"
+        );
+        let start = tokio::time::Instant::now();
+        let _ = throttle
+            .attempt("2001:db8:0:1::1".parse().unwrap(), None)
+            .await;
+        assert_eq!(start.elapsed(), Duration::ZERO, "another /64");
     }
 
     #[test]

@@ -26,12 +26,28 @@ pub(crate) struct Message {
     /// The message's id and record in the durable store, once a persistent session queued it
     /// (see `Persist`).
     pub stored: OnceLock<(u64, Arc<store::MessageRecord>)>,
+    /// What it counts for in byte limits (see [`Message::size`]).
+    size: usize,
+}
+
+/// The bytes of the properties a message carries along (what a client can make large).
+fn properties_size(p: &PublishProperties) -> usize {
+    let strings: usize = p
+        .user_properties
+        .iter()
+        .map(|(k, v)| k.as_str().len() + v.as_str().len())
+        .sum();
+    strings
+        + p.response_topic.as_ref().map_or(0, |t| t.len())
+        + p.correlation_data.as_ref().map_or(0, |d| d.len())
+        + p.content_type.as_ref().map_or(0, |c| c.as_str().len())
 }
 
 impl Message {
     /// A message the broker makes itself: no properties, no expiry, no publishing session.
     pub fn new(topic: TopicName, payload: Bytes, qos: QoS, retain: bool) -> Self {
         Self {
+            size: topic.len() + payload.len(),
             topic,
             payload,
             qos,
@@ -51,6 +67,7 @@ impl Message {
             .map(|secs| Instant::now() + Duration::from_secs(u64::from(secs)));
         properties.topic_alias = None;
         properties.subscription_identifiers.clear();
+        self.size = self.topic.len() + self.payload.len() + properties_size(&properties);
         self.properties = properties;
         self
     }
@@ -74,12 +91,14 @@ impl Message {
             expires_at: self.expires_at,
             origin: self.origin,
             stored: OnceLock::new(),
+            size: self.size,
         }
     }
 
-    /// What the message counts for in byte limits: its topic and payload.
+    /// What the message counts for in byte limits: its topic, payload and the properties it
+    /// carries along (user properties, correlation data, response topic, content type).
     pub fn size(&self) -> usize {
-        self.topic.len() + self.payload.len()
+        self.size
     }
 
     pub fn is_expired(&self, now: Instant) -> bool {
@@ -111,6 +130,7 @@ impl Message {
     /// value). The publishing session is not kept, so No Local does not apply to it.
     pub fn from_record(id: u64, record: &Arc<store::MessageRecord>) -> Self {
         let message = Self {
+            size: record.topic.len() + record.payload.len() + properties_size(&record.properties),
             topic: record.topic.clone(),
             payload: record.payload.clone(),
             qos: record.qos,

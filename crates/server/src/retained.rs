@@ -201,16 +201,12 @@ mod tests {
     use super::*;
 
     fn message(topic: &str) -> Arc<Message> {
-        Arc::new(Message {
-            topic: TopicName::try_from(topic).unwrap(),
-            payload: bytes::Bytes::from_static(b"x"),
-            qos: codec::QoS::AtMostOnce,
-            retain: true,
-            properties: Default::default(),
-            expires_at: None,
-            origin: 0,
-            stored: std::sync::OnceLock::new(),
-        })
+        Arc::new(Message::new(
+            TopicName::try_from(topic).unwrap(),
+            bytes::Bytes::from_static(b"x"),
+            codec::QoS::AtMostOnce,
+            true,
+        ))
     }
 
     fn topics(store: &MemoryRetained, filter: &str) -> Vec<String> {

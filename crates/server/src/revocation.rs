@@ -63,7 +63,15 @@ impl RevocationWatch {
         self.started.call_once(|| {
             tokio::spawn(look(Arc::downgrade(self)));
         });
-        self.lock().insert(
+        let mut watched = self.lock();
+        // Two connections racing for one session: the newer one is watched.
+        if watched
+            .get(&session.id)
+            .is_some_and(|w| w.generation > generation)
+        {
+            return;
+        }
+        watched.insert(
             session.id,
             Watched {
                 session: Arc::downgrade(session),

@@ -65,8 +65,9 @@ where
             admit(&shared, &connect, peer, certificates),
         );
         tokio::select! {
+            biased;
             admitted = admit => admitted,
-            () = until_closed(stream, &mut rbuf, max as usize) => {
+            () = until_closed(stream, &mut rbuf) => {
                 debug!("client went away during authentication");
                 return None;
             }
@@ -100,16 +101,24 @@ where
     Some(conn)
 }
 
-/// Completes when the client closes its side (or its socket fails) while it waits for its
-/// CONNACK. What it sends meanwhile is kept for the main loop, up to `max` bytes; past that it
-/// is left unread.
-async fn until_closed<S>(stream: &mut S, rbuf: &mut BytesMut, max: usize)
+/// What a client waiting for its CONNACK may have read ahead at most; the rest waits in the
+/// socket.
+const READ_AHEAD: usize = 4 * 1024;
+
+/// Completes when the client has gone away (closed its side, or its socket failed) while it
+/// waits for its CONNACK, having sent nothing more. What it sends meanwhile is kept for the
+/// main loop (up to [`READ_AHEAD`]): a client that sent packets behind its CONNECT and then
+/// closed is still answered, and its packets handled.
+async fn until_closed<S>(stream: &mut S, rbuf: &mut BytesMut)
 where
     S: AsyncRead + Unpin,
 {
-    while rbuf.len() < max {
-        match stream.read_buf(rbuf).await {
-            Ok(0) | Err(_) => return,
+    while rbuf.len() < READ_AHEAD {
+        rbuf.reserve(READ_AHEAD - rbuf.len());
+        let mut limited = (&mut *stream).take((READ_AHEAD - rbuf.len()) as u64);
+        match limited.read_buf(rbuf).await {
+            Ok(0) | Err(_) if rbuf.is_empty() => return,
+            Ok(0) | Err(_) => break,
             Ok(_) => {}
         }
     }

@@ -149,9 +149,11 @@ impl Connection {
                             self.session.lock().inbound_routed(id, ticket);
                         }
                         Err(QuotaExceeded) => {
-                            // Not taken: the id is not kept either, so the client may retry.
+                            // Not taken: the id is not kept either (and the PUBREC waits until
+                            // that is on disk), so the client may reuse it.
                             reason = ReasonCode::QuotaExceeded;
-                            self.session.lock().inbound_release(id, self.owner());
+                            let released = self.session.lock().inbound_release(id, self.owner());
+                            ticket = ticket.max(released.unwrap_or(0));
                         }
                     }
                 }

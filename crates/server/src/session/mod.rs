@@ -223,6 +223,12 @@ impl Session {
             return (Enqueued::Offline, 0);
         }
         let size = delivery.message.size();
+        if size > limits.bytes {
+            // It would never fit: dropped without emptying the queue for it.
+            drop(state);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
+            return (Enqueued::Dropped, 0);
+        }
         while state.queue.len() >= limits.messages
             || state.queued_bytes.saturating_add(size) > limits.bytes
         {

@@ -451,3 +451,41 @@ fn eviction_reaches_the_attached_connection_once() {
     assert!(state.detach(1));
     assert!(!state.is_connected());
 }
+
+#[test]
+fn a_message_larger_than_the_byte_limit_does_not_empty_the_queue() {
+    let (session, _rx) = connected(Expiry::OnClose);
+    let limits = QueueLimits {
+        messages: 100,
+        bytes: 100,
+    };
+    session.enqueue(delivery(QoS::AtMostOnce), limits, &NO_STORE);
+    session.enqueue(delivery(QoS::AtMostOnce), limits, &NO_STORE);
+    let big = Message::new(
+        TopicName::try_from("t/1").unwrap(),
+        Bytes::from(vec![b'x'; 200]),
+        QoS::AtLeastOnce,
+        false,
+    );
+    let big = Delivery::new(Arc::new(big), QoS::AtLeastOnce, false, Vec::new(), 0);
+    assert_eq!(session.enqueue(big, limits, &NO_STORE).0, Enqueued::Dropped);
+    assert_eq!(session.lock().queued(), 2, "the QoS 0 messages stay");
+}
+
+#[test]
+fn properties_count_towards_a_message_size() {
+    let mut properties = codec::PublishProperties::default();
+    properties.user_properties.push((
+        codec::MqttString::try_from("k").unwrap(),
+        codec::MqttString::try_from("v".repeat(1000).as_str()).unwrap(),
+    ));
+    properties.correlation_data = Some(Bytes::from(vec![0u8; 500]));
+    let message = Message::new(
+        TopicName::try_from("t/1").unwrap(),
+        Bytes::from_static(b"x"),
+        QoS::AtMostOnce,
+        false,
+    )
+    .with_properties(properties);
+    assert_eq!(message.size(), 3 + 1 + 1 + 1000 + 500);
+}
