@@ -17,7 +17,7 @@ use super::Connection;
 /// Read buffers larger than this are released when they empty.
 const READ_CHUNK: usize = 16 * 1024;
 /// How long closing a connection may wait for the peer.
-const CLOSE_GRACE: Duration = Duration::from_secs(1);
+pub(super) const CLOSE_GRACE: Duration = Duration::from_secs(1);
 /// What a closing connection reads (and discards) from its client at most.
 const CLOSE_DRAIN: usize = 256 * 1024;
 
@@ -140,6 +140,12 @@ impl Connection {
     /// nothing, and the kernel would keep retrying for many minutes): the write fails. One that
     /// takes data, however slowly, is judged once it can be read again.
     fn write_stalled(&mut self, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        // A connection that was taken over leaves the session's wake-up and keep-alive mark to
+        // its successor; the socket wakes it when its client takes data (and its last flush is
+        // bounded, see `Connection::run`).
+        if self.session.lock().generation() != self.generation {
+            return Poll::Pending;
+        }
         // The sweeper's mark reaches this wait through the session's wake-up.
         self.session.wake.register(cx.waker());
         let now = self.shared.clock_ms();

@@ -229,10 +229,14 @@ impl Connection {
                 self.release_held();
                 more = self.drain_queue();
             }
-            let flushed = std::future::poll_fn(|cx| self.poll_flush(stream, cx)).await;
             if let Some(close) = end {
+                // The last words (a DISCONNECT, say) to a client that may no longer read: a
+                // second at most. Boxed: the timer would otherwise enlarge every connection.
+                let last = std::future::poll_fn(|cx| self.poll_flush(stream, cx));
+                let _ = Box::pin(tokio::time::timeout(io::CLOSE_GRACE, last)).await;
                 return close;
             }
+            let flushed = std::future::poll_fn(|cx| self.poll_flush(stream, cx)).await;
             if flushed.is_err() {
                 return Close::WithWill;
             }
