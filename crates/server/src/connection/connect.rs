@@ -59,7 +59,11 @@ where
     let v5 = connect.protocol.is_v5();
     // Authentication may wait (for its address's turn, for a hashing slot): it does so under
     // the CONNECT deadline, and only while the client is still there.
-    let admitted = {
+    let waits = connect.password.is_some() || shared.client_auth().is_some();
+    let admitted = if !waits {
+        // Nothing to hash or look up: the answer comes at once.
+        Ok(admit(&shared, &connect, peer, certificates).await)
+    } else {
         let admit = tokio::time::timeout_at(
             connect_deadline,
             admit(&shared, &connect, peer, certificates),
