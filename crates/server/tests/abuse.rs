@@ -61,7 +61,17 @@ fn rss_kib(pid: u32) -> u64 {
         .unwrap()
 }
 
-fn start(root: &Path, extra: &[(&str, &str)]) -> common::Started {
+/// The broker binary, killed when dropped (also when a test fails halfway).
+struct Running(common::Started);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
+    }
+}
+
+fn start(root: &Path, extra: &[(&str, &str)]) -> Running {
     let mut env = vec![
         ("MQTT_NETWORK_PORT", "127.0.0.1:0"),
         ("MQTT_NETWORK_SECUREPORT", "0"),
@@ -70,14 +80,14 @@ fn start(root: &Path, extra: &[(&str, &str)]) -> common::Started {
         ("HDB_ADMIN_PASSWORD", "right-password"),
     ];
     env.extend_from_slice(extra);
-    common::start(root, &env, Stdio::null())
+    Running(common::start(root, &env, Stdio::null()))
 }
 
 #[test]
 fn a_flood_of_failed_logins_writes_a_few_short_escaped_lines() {
     let root = tempfile::tempdir().unwrap();
-    let mut started = start(root.path(), &[("MQTT_LIMITS_CONNECTTIMEOUT", "1s")]);
-    let addr = started.only_tcp_address();
+    let started = start(root.path(), &[("MQTT_LIMITS_CONNECTTIMEOUT", "1s")]);
+    let addr = started.0.only_tcp_address();
     // 50 guesses at once, each with a 20 KB user name that tries to forge a log line.
     let user = format!("eve\nFORGED ERROR admin logged in{}", "A".repeat(20_000));
     let guesses: Vec<_> = (0..50)
@@ -97,8 +107,7 @@ fn a_flood_of_failed_logins_writes_a_few_short_escaped_lines() {
         codes.contains(&codec::ReasonCode::BadUserNameOrPassword),
         "{codes:?}"
     );
-    started.child.kill().unwrap();
-    started.child.wait().unwrap();
+    drop(started);
     let log = std::fs::read_to_string(root.path().join("log/hdb.log")).unwrap();
     let failures: Vec<&str> = log
         .lines()
@@ -124,9 +133,9 @@ fn a_flood_of_failed_logins_writes_a_few_short_escaped_lines() {
 #[test]
 fn topic_aliases_do_not_keep_whole_packets() {
     let root = tempfile::tempdir().unwrap();
-    let mut started = start(root.path(), &[]);
-    let pid = started.child.id();
-    let addr = started.only_tcp_address();
+    let started = start(root.path(), &[]);
+    let pid = started.0.child.id();
+    let addr = started.0.only_tcp_address();
     let (mut stream, mut buf, ack) = connect(&addr, "admin", b"right-password");
     assert!(matches!(ack, Some(Packet::ConnAck(a)) if a.reason_code.is_success()));
     let before = rss_kib(pid);
@@ -143,8 +152,7 @@ fn topic_aliases_do_not_keep_whole_packets() {
     send(&mut stream, Packet::PingReq);
     assert_eq!(recv(&mut stream, &mut buf), Some(Packet::PingResp));
     let grown_mib = rss_kib(pid).saturating_sub(before) / 1024;
-    started.child.kill().unwrap();
-    started.child.wait().unwrap();
+    drop(started);
     // Each alias used to keep its whole 1 MB packet buffer alive: 48 MB.
     assert!(grown_mib < 16, "RSS grew {grown_mib} MiB");
 }
