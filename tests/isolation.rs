@@ -197,7 +197,12 @@ async fn a_removed_users_sessions_end() {
     let addr = setup.broker.addr;
     let (mut carol, _) = login(addr, V5, "carol-1", "carol").await;
     assert!(subscribe(&mut carol, "alerts/public").await.is_success());
-    drop(carol);
+    carol
+        .send(Packet::Disconnect(codec::Disconnect::new(
+            ReasonCode::Success,
+        )))
+        .await;
+    assert!(carol.expect_close().await.is_empty());
     let yaml = users_yaml(true).replace("  carol: ", "  carl: ");
     std::fs::write(setup.dir.path().join("users.yaml"), yaml).unwrap();
     setup.access.reload().unwrap();
@@ -296,7 +301,6 @@ async fn a_stored_session_whose_owner_left_the_users_file_is_dropped_at_start_up
     let (mut carol, _) = login(first.addr, V5, "carol-s", "carol").await;
     assert!(subscribe(&mut carol, "alerts/public").await.is_success());
     drop(carol);
-    tokio::time::sleep(Duration::from_millis(100)).await;
     first.stop().await;
     // Restarted while carol is not in the users file: her session is dropped (store included).
     std::fs::write(&users, users_yaml(true).replace("  carol: ", "  carl: ")).unwrap();
