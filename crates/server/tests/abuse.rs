@@ -14,6 +14,7 @@ use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use codec::{Connect, MqttString, Packet, ProtocolVersion, Publish, TopicName};
+use common::Running;
 
 const V5: ProtocolVersion = ProtocolVersion::V5;
 
@@ -59,16 +60,6 @@ fn rss_kib(pid: u32) -> u64 {
         .find_map(|l| l.strip_prefix("VmRSS:"))
         .and_then(|v| v.trim().trim_end_matches("kB").trim().parse().ok())
         .unwrap()
-}
-
-/// The broker binary, killed when dropped (also when a test fails halfway).
-struct Running(common::Started);
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
-    }
 }
 
 fn start(root: &Path, extra: &[(&str, &str)]) -> Running {

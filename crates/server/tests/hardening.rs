@@ -13,6 +13,7 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use common::Running;
 use transport::rustls::pki_types::pem::PemObject;
 use transport::rustls::pki_types::{CertificateDer, ServerName};
 use transport::rustls::{self, ClientConfig, ClientConnection, RootCertStore, StreamOwned};
@@ -39,9 +40,6 @@ impl Drop for Root {
     }
 }
 
-/// The broker binary, killed when dropped (also when a test fails).
-struct Running(common::Started);
-
 impl Running {
     /// Starts the binary with TCP and TLS on loopback ports of its choosing, WebSocket off,
     /// anonymous clients allowed, and `env` on top.
@@ -60,13 +58,6 @@ impl Running {
     fn addr(&self, kind: &str) -> SocketAddr {
         let port: u16 = self.0.port_of(kind).parse().expect("a port");
         SocketAddr::from((Ipv4Addr::LOCALHOST, port))
-    }
-}
-
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.child.kill();
-        let _ = self.0.child.wait();
     }
 }
 

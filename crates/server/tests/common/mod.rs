@@ -62,6 +62,17 @@ fn spawn(mut command: Command, root: &Path, env: &[(&str, &str)], stderr: Stdio)
     }
 }
 
+/// A started binary that is killed when dropped (also when a test fails halfway, so no
+/// broker is left listening).
+pub struct Running(pub Started);
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        let _ = self.0.child.kill();
+        let _ = self.0.child.wait();
+    }
+}
+
 impl Started {
     /// The address of the only listener, a plain TCP one.
     pub fn only_tcp_address(&self) -> String {
