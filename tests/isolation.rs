@@ -145,6 +145,18 @@ async fn receive(raw: &mut Raw, n: usize) -> Vec<Bytes> {
     got
 }
 
+/// A broker asking `access`, keeping its state in a store in `data`.
+fn broker_with_store(data: &std::path::Path, access: Arc<UsersAccess>) -> Broker {
+    let (store, recovered) = store::Store::open(data, store::Policy::default()).unwrap();
+    Broker::builder(BrokerOptions {
+        sys_interval: None,
+        ..BrokerOptions::default()
+    })
+    .access(access)
+    .store(store, recovered)
+    .build()
+}
+
 #[tokio::test]
 async fn another_user_cannot_resume_take_over_or_discard_a_session() {
     let setup = start().await;
@@ -251,16 +263,7 @@ async fn a_recovered_queue_is_checked_against_the_rules_of_the_restart() {
     let data = tempfile::tempdir().unwrap();
     let setup = start().await;
     let users = setup.dir.path().join("users.yaml");
-    let with_store = |access: Arc<UsersAccess>| {
-        let (store, recovered) = store::Store::open(data.path(), store::Policy::default()).unwrap();
-        Broker::builder(BrokerOptions {
-            sys_interval: None,
-            ..BrokerOptions::default()
-        })
-        .access(access)
-        .store(store, recovered)
-        .build()
-    };
+    let with_store = |access: Arc<UsersAccess>| broker_with_store(data.path(), access);
     let first = TestBroker::with_broker(with_store(setup.access.clone())).await;
     let (mut alice, _) = login(first.addr, V5, "alice-s", "alice").await;
     assert!(subscribe(&mut alice, "alerts/#").await.is_success());
@@ -287,16 +290,7 @@ async fn a_stored_session_whose_owner_left_the_users_file_is_dropped_at_start_up
     let data = tempfile::tempdir().unwrap();
     let setup = start().await;
     let users = setup.dir.path().join("users.yaml");
-    let with_store = |access: Arc<UsersAccess>| {
-        let (store, recovered) = store::Store::open(data.path(), store::Policy::default()).unwrap();
-        Broker::builder(BrokerOptions {
-            sys_interval: None,
-            ..BrokerOptions::default()
-        })
-        .access(access)
-        .store(store, recovered)
-        .build()
-    };
+    let with_store = |access: Arc<UsersAccess>| broker_with_store(data.path(), access);
     let first = TestBroker::with_broker(with_store(setup.access.clone())).await;
     let (mut carol, _) = login(first.addr, V5, "carol-s", "carol").await;
     assert!(subscribe(&mut carol, "alerts/public").await.is_success());

@@ -940,19 +940,26 @@ async fn outbound_topic_aliases_are_assigned_when_allowed() {
     broker.stop().await;
 }
 
-#[tokio::test]
-async fn exceeding_receive_maximum_disconnects_with_0x93() {
+/// A broker with Receive Maximum 2, and a client `id` that has just sent it a third QoS 2
+/// PUBLISH awaiting PUBREL.
+async fn past_receive_maximum(id: &str) -> (TestBroker, Raw) {
     let options = BrokerOptions {
         receive_maximum: NonZeroU16::new(2).unwrap(),
         sys_interval: None,
         ..BrokerOptions::default()
     };
     let broker = TestBroker::with_options(options).await;
-    let mut c = Raw::connect(broker.addr, V5, "rmax").await;
+    let mut c = Raw::connect(broker.addr, V5, id).await;
     for i in 1..=3 {
         c.send(publish("rm", b"x", QosPid::ExactlyOnce(pid(i)), false))
             .await;
     }
+    (broker, c)
+}
+
+#[tokio::test]
+async fn exceeding_receive_maximum_disconnects_with_0x93() {
+    let (broker, mut c) = past_receive_maximum("rmax").await;
     let seen = c.expect_close().await;
     assert_eq!(
         seen.last(),
@@ -965,17 +972,7 @@ async fn exceeding_receive_maximum_disconnects_with_0x93() {
 
 #[tokio::test]
 async fn a_client_still_writing_after_its_violation_reads_why_instead_of_a_reset() {
-    let options = BrokerOptions {
-        receive_maximum: NonZeroU16::new(2).unwrap(),
-        sys_interval: None,
-        ..BrokerOptions::default()
-    };
-    let broker = TestBroker::with_options(options).await;
-    let mut c = Raw::connect(broker.addr, V5, "keeps-writing").await;
-    for i in 1..=3 {
-        c.send(publish("rm", b"x", QosPid::ExactlyOnce(pid(i)), false))
-            .await;
-    }
+    let (broker, mut c) = past_receive_maximum("keeps-writing").await;
     // The client has not read yet and goes on writing, as a client with its own pace would:
     // the broker reads and discards it while it closes, so no write meets a reset.
     for i in 4..=20 {

@@ -1,11 +1,11 @@
 //! Keep alive (§3.1.2.10): a client silent for one and a half times its keep-alive interval is
 //! disconnected.
 //!
-//! One sweeper per broker (`Shared::ensure_keep_alive_sweeper`) checks every session's deadline twice a second, instead of a timer in
-//! each connection: a tokio `Sleep` costs an idle connection 112 bytes (plus its allocation), a
-//! [`Deadline`] in the session 16. The sweeper does not close anything itself: it marks the
-//! deadline due and wakes the connection, which first reads whatever its client sent and only
-//! then checks the deadline. A client whose packets were waiting unread, because its connection
+//! One sweeper per broker (`Shared::ensure_keep_alive_sweeper`) checks every session's deadline
+//! twice a second, instead of a timer in each connection: a tokio `Sleep` costs an idle
+//! connection 112 bytes (plus its allocation), a [`Deadline`] in the session 16. The sweeper
+//! does not close anything itself: it marks the deadline due and wakes the connection, which
+//! first reads whatever its client sent and only then checks the deadline. A client whose packets were waiting unread, because its connection
 //! was busy writing, is so not taken for silent. A silent client is closed at most one sweep
 //! interval after its deadline.
 

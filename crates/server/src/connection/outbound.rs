@@ -78,11 +78,7 @@ impl Connection {
             let Some((delivery, id)) = state.next_to_send(window, now, owner) else {
                 break;
             };
-            if delivery.checked != revision
-                && !shared
-                    .access()
-                    .may_read(identity, client_id, delivery.message.topic.as_str())
-            {
+            if !may_still_read(shared, identity, client_id, &delivery, revision) {
                 shared
                     .stats()
                     .messages_unauthorized
@@ -129,7 +125,9 @@ impl Connection {
         let mut state = self.session.lock();
         // What the client may no longer read is not sent again.
         let shared = &self.shared;
-        let readable = |d: &Delivery| may_still_read(shared, &self.identity, &self.client_id, d);
+        let revision = shared.access().revision();
+        let readable =
+            |d: &Delivery| may_still_read(shared, &self.identity, &self.client_id, d, revision);
         let dropped = state.drop_in_flight(readable, self.owner());
         self.shared
             .stats()
@@ -180,16 +178,19 @@ impl Connection {
 }
 
 /// Whether the client may still read a delivery: checked again only when the access rules
-/// changed since it was routed (or it was recovered from the store, never checked).
+/// moved past `revision`, the one they are at now, since it was routed (or it was recovered
+/// from the store, never checked).
 fn may_still_read(
     shared: &crate::broker::Shared,
     identity: &auth::Identity,
     client_id: &str,
     delivery: &Delivery,
+    revision: u64,
 ) -> bool {
-    let access = shared.access();
-    delivery.checked == access.revision()
-        || access.may_read(identity, client_id, delivery.message.topic.as_str())
+    delivery.checked == revision
+        || shared
+            .access()
+            .may_read(identity, client_id, delivery.message.topic.as_str())
 }
 
 /// The PUBLISH of a delivery, as this client's protocol version carries it.

@@ -41,6 +41,13 @@ fn queue(session: &Session, persist: &Persist, qos: QoS) {
     session.enqueue(delivery(qos), QueueLimits::messages(100), persist);
 }
 
+/// Offers one message of `qos` (no store) under a limit of `max` messages: what happened.
+fn offer(session: &Session, qos: QoS, max: usize) -> Enqueued {
+    session
+        .enqueue(delivery(qos), QueueLimits::messages(max), &NO_STORE)
+        .0
+}
+
 /// A broker store that records ops, and the `Persist` in front of it.
 fn recorder() -> (Arc<Recorder>, Persist) {
     let recorder = Arc::new(Recorder::default());
@@ -353,13 +360,7 @@ fn a_session_that_becomes_persistent_stores_what_it_holds() {
 fn a_full_queue_drops_qos0_first_and_counts_every_drop() {
     let (session, _rx) = connected(Expiry::OnClose);
     assert_eq!(
-        session
-            .enqueue(
-                delivery(QoS::AtMostOnce),
-                QueueLimits::messages(2),
-                &NO_STORE
-            )
-            .0,
+        offer(&session, QoS::AtMostOnce, 2),
         Enqueued::Queued { congested: true }
     );
     session.enqueue(
@@ -369,25 +370,10 @@ fn a_full_queue_drops_qos0_first_and_counts_every_drop() {
     );
     // Full: a QoS 1 message takes the place of the queued QoS 0 one.
     assert!(matches!(
-        session
-            .enqueue(
-                delivery(QoS::AtLeastOnce),
-                QueueLimits::messages(2),
-                &NO_STORE
-            )
-            .0,
+        offer(&session, QoS::AtLeastOnce, 2),
         Enqueued::Queued { .. }
     ));
-    assert_eq!(
-        session
-            .enqueue(
-                delivery(QoS::AtLeastOnce),
-                QueueLimits::messages(2),
-                &NO_STORE
-            )
-            .0,
-        Enqueued::Dropped
-    );
+    assert_eq!(offer(&session, QoS::AtLeastOnce, 2), Enqueued::Dropped);
     assert_eq!(session.dropped.load(Ordering::Relaxed), 2);
     let state = session.lock();
     assert_eq!(state.queued(), 2);
@@ -397,24 +383,9 @@ fn a_full_queue_drops_qos0_first_and_counts_every_drop() {
 #[test]
 fn qos0_is_not_kept_for_an_offline_client() {
     let session = Session::new(Arc::from("c1"), Expiry::Never);
-    assert_eq!(
-        session
-            .enqueue(
-                delivery(QoS::AtMostOnce),
-                QueueLimits::messages(10),
-                &NO_STORE
-            )
-            .0,
-        Enqueued::Offline
-    );
+    assert_eq!(offer(&session, QoS::AtMostOnce, 10), Enqueued::Offline);
     assert!(matches!(
-        session
-            .enqueue(
-                delivery(QoS::AtLeastOnce),
-                QueueLimits::messages(10),
-                &NO_STORE
-            )
-            .0,
+        offer(&session, QoS::AtLeastOnce, 10),
         Enqueued::Queued { congested: false }
     ));
 }
